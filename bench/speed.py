@@ -56,14 +56,15 @@ def inference_candidates(args: argparse.Namespace, tmp: Path) -> dict[str, tuple
     sdpa.load_state_dict(ref.state_dict())
     cl = lgmsnet.create_model().eval().to(memory_format=torch.channels_last)
     cl.load_state_dict(ref.state_dict())
-    fold = optimize_for_inference(sdpa)
+    fold = optimize_for_inference(sdpa, merge_kernels=False)
+    merged = optimize_for_inference(sdpa)
     unet = _basic_unet().eval()
     unet_cl = _basic_unet().eval().to(memory_format=torch.channels_last)
     unet_cl.load_state_dict(unet.state_dict())
 
     with torch.inference_mode():
         expect = ref(x)
-        for name, m, xi in (("sdpa", sdpa, x), ("cl", cl, xcl), ("fold", fold, xcl)):
+        for name, m, xi in (("sdpa", sdpa, x), ("cl", cl, xcl), ("fold", fold, xcl), ("merged", merged, xcl)):
             diff = (m(xi) - expect).abs().max().item()
             if diff > 1e-4:
                 raise SystemExit(f"candidate {name} changed the outputs (max abs diff {diff:.3g})")
@@ -72,18 +73,19 @@ def inference_candidates(args: argparse.Namespace, tmp: Path) -> dict[str, tuple
         "lgmsnet reference-attn": (lambda: ref(x), "eager, explicit matmul-softmax (as the authors' code)"),
         "lgmsnet sdpa": (lambda: sdpa(x), "eager, scaled_dot_product_attention"),
         "lgmsnet sdpa+channels_last": (lambda: cl(xcl), "+ channels_last"),
-        "lgmsnet sdpa+cl+bnfold": (lambda: fold(xcl), "+ BatchNorm folded (optimize_for_inference)"),
+        "lgmsnet sdpa+cl+bnfold": (lambda: fold(xcl), "+ BatchNorm folded"),
+        "lgmsnet sdpa+cl+bnfold+merged": (lambda: merged(xcl), "+ 3/5/7/9 depthwise merged (optimize_for_inference)"),
         "basicunet": (lambda: unet(x), "MONAI BasicUNet, eager"),
         "basicunet channels_last": (lambda: unet_cl(xcl), "MONAI BasicUNet, channels_last"),
     }
     if args.compile:
-        comp = torch.compile(fold, mode="max-autotune-no-cudagraphs" if args.autotune else None, dynamic=False)
+        comp = torch.compile(merged, mode="max-autotune-no-cudagraphs" if args.autotune else None, dynamic=False)
         t0 = time.perf_counter()
         with torch.inference_mode():
             comp(xcl)
             diff = (comp(xcl) - expect).abs().max().item()
         print(f"# torch.compile warm-up {time.perf_counter() - t0:.1f} s, max abs diff {diff:.2e}", flush=True)
-        c["lgmsnet sdpa+cl+bnfold+compile"] = (lambda: comp(xcl), "+ torch.compile (inductor)")
+        c["lgmsnet optimized+compile"] = (lambda: comp(xcl), "+ torch.compile (inductor)")
     if args.onnx:
         try:
             import onnxruntime as ort

@@ -16,7 +16,7 @@ import copy
 import torch
 from torch import nn
 
-from lgmsnet.layers.blocks import ConvNormAct, DepthwiseConvBranch, SkipFusion
+from lgmsnet.layers.blocks import ConvNormAct, DepthwiseConvBranch, HeteroKernelBlock, SkipFusion
 
 __all__ = ["fold_batchnorm", "optimize_for_inference"]
 
@@ -86,13 +86,17 @@ def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
     return m
 
 
-def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
-    """Fold BatchNorms and (optionally) switch a 2D model to channels-last memory format.
+def optimize_for_inference(model: nn.Module, channels_last: bool = True, merge_kernels: bool = True) -> nn.Module:
+    """Fold BatchNorms, merge the heterogeneous depthwise kernels, and switch a 2D model to channels-last.
 
     The result computes the same logits as ``model.eval()`` to float rounding; it is meant for serving and
     benchmarking, not for training.
     """
     m = fold_batchnorm(model)
+    if merge_kernels:
+        for mod in m.modules():
+            if isinstance(mod, HeteroKernelBlock):
+                mod.merge_kernels()
     if channels_last and getattr(m, "spatial_dims", 2) == 2:
         m = m.to(memory_format=torch.channels_last)
     return m

@@ -9,6 +9,7 @@ import torch
 
 import lgmsnet
 from lgmsnet.inference import fold_batchnorm, optimize_for_inference
+from lgmsnet.layers import HeteroKernelBlock
 from lgmsnet.models.convert import convert_official_state_dict
 
 
@@ -201,6 +202,7 @@ def test_fold_batchnorm_keeps_outputs(reference_dir) -> None:
     with torch.no_grad():
         out = folded(io["input"].contiguous(memory_format=torch.channels_last))
     assert (out - io["logits"]).abs().max().item() < 1e-5
+    assert all(b.merged is not None for b in folded.modules() if isinstance(b, HeteroKernelBlock))
     # the source model is untouched
     assert any(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())
 
@@ -214,3 +216,4 @@ def test_fold_batchnorm_3d_tiny() -> None:
     x = torch.randn(1, 1, 32, 32, 32)
     with torch.no_grad():
         assert (fold_batchnorm(m)(x) - m(x)).abs().max() < 1e-4
+        assert (optimize_for_inference(m)(x) - m(x)).abs().max() < 1e-4

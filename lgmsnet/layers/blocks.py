@@ -120,10 +120,38 @@ class HeteroKernelBlock(nn.Module):
         self.act = nn.GELU()
         self.reduce = ConvNormAct(channels, channels // 4, 1, spatial_dims=spatial_dims, norm=norm, act=nn.SiLU)
         self.expand = ConvNormAct(channels // 4, channels, 3, spatial_dims=spatial_dims, norm=norm, act=nn.SiLU)
+        self.merged: nn.Module | None = None
+
+    @torch.no_grad()
+    def merge_kernels(self) -> None:
+        """Replace the per-group depthwise convolutions by one depthwise convolution with the largest kernel.
+
+        Each group's kernel is zero-padded to the largest size, so the output is unchanged (the extra taps add
+        exact zeros) while one convolution call replaces a split, four calls and a concatenation. For inference:
+        trained further, the zero taps would learn and change the architecture. Not reversible.
+        """
+        if self.merged is not None:
+            return
+        first = self.dw[0]
+        kmax = max(c.kernel_size[0] for c in self.dw)
+        channels = self.split * len(self.dw)
+        dims = first.weight.dim() - 2
+        merged = conv_nd(dims)(channels, channels, kmax, padding=kmax // 2, groups=channels, bias=True)
+        merged.weight.zero_()
+        for i, conv in enumerate(self.dw):
+            o = (kmax - conv.kernel_size[0]) // 2
+            region = (slice(i * self.split, (i + 1) * self.split), slice(None)) + (slice(o, o + conv.kernel_size[0]),) * dims
+            merged.weight[region] = conv.weight
+            merged.bias[i * self.split : (i + 1) * self.split] = conv.bias
+        self.merged = merged.to(first.weight.device, first.weight.dtype)
+        del self.dw
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = torch.split(x, self.split, dim=1)
-        y = torch.cat([conv(p) for conv, p in zip(self.dw, parts)], dim=1) + x
+        if self.merged is not None:
+            y = self.merged(x) + x
+        else:
+            parts = torch.split(x, self.split, dim=1)
+            y = torch.cat([conv(p) for conv, p in zip(self.dw, parts)], dim=1) + x
         y = self.act(self.norm(y))
         return self.expand(self.reduce(y)) + x
 
