@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -11,13 +12,19 @@ from lgmsnet.models.lgmsnet import LGMSNet
 __all__ = ["create_model", "list_models", "register_model", "variant_kwargs"]
 
 _REGISTRY: dict[str, dict[str, Any]] = {}
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_model(name: str, **defaults: Any) -> None:
-    """Register ``name`` as an :class:`LGMSNet` built with ``defaults`` (overridable at creation)."""
+def register_model(name: str, builder: Callable[..., nn.Module] | None = None, **defaults: Any) -> None:
+    """Register ``name``: an :class:`LGMSNet` built with ``defaults`` (overridable at creation).
+
+    ``builder`` registers another network under the same contract (``builder(in_channels=..., num_classes=...,
+    **kwargs) -> nn.Module``), e.g. a peer baseline for benchmarks; LGMSNet variants leave it ``None``.
+    """
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     _REGISTRY[name] = dict(defaults)
+    _BUILDERS[name] = builder or LGMSNet
 
 
 def list_models() -> list[str]:
@@ -51,7 +58,7 @@ def create_model(name: str = "lgmsnet", in_channels: int = 3, num_classes: int =
     defaults = variant_kwargs(name)
     init = {**defaults, "in_channels": in_channels, "num_classes": num_classes, **kwargs}
     try:
-        model = LGMSNet(**init)
+        model = _BUILDERS[name](**init)
     except TypeError as exc:  # unknown keyword
         raise ValueError(f"bad argument for model {name!r}: {exc}") from exc
     model.model_name = name

@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines v2 definitions: compile, local run, submit, schedule."""
