@@ -207,6 +207,9 @@ def _register_data(sub: argparse._SubParsersAction) -> argparse._SubParsersActio
     s.add_argument("--size", type=int, required=True)
     s.add_argument("--mask-threshold", type=int, default=DEFAULT_MASK_THRESHOLD)
     s.set_defaults(func=_cmd_data_cache)
+    from lgmsnet.data.import_cli import register as _register_import
+
+    _register_import(dsub)
     return dsub
 
 

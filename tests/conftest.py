@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# Real servers on loopback (SeaweedFS S3, mlflow server) as session fixtures.
+pytest_plugins = ["tests.s3server"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LGMSNET_SHARED", REPO.parent / "shared"))
 SHARED_DATA = Path(os.environ.get("LGMSNET_SHARED_DATA", SHARED / "data"))

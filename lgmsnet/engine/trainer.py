@@ -578,7 +578,7 @@ def train(cfg: Config, run_dir: str | os.PathLike[str], *, resume: bool = False,
 
     model = create_model(cfg.model.name, cfg.model.in_channels, cfg.model.num_classes, **cfg.model.kwargs)
     model.to(device)
-    if cfg.train.channels_last and model.spatial_dims == 2:
+    if cfg.train.channels_last and getattr(model, "spatial_dims", 2) == 2:
         model = model.to(memory_format=torch.channels_last)
     wrapped: nn.Module = model
     if world > 1:
