@@ -387,17 +387,18 @@ def init_data_repo(
                 logger.info("Initialized DVC in %s", root)
             with Repo(os.fspath(root)) as repo:
                 with repo.config.edit("repo") as conf:
+                    secrets = _secret_options_in_config(conf)
+                    if secrets:  # not silently dropped: they may already be in git history and need rotating
+                        raise DataVersionError(
+                            f"{root / '.dvc' / 'config'} holds credential option(s) {secrets}; remove them (`dvc "
+                            f"remote modify --unset <remote> <option>`), rotate the keys if they were ever committed, "
+                            f"and use AWS_* environment variables."
+                        )
                     options: dict[str, Any] = {"url": RelPath(url) if is_local else url}
                     if endpoint_url is not None:
                         options["endpointurl"] = endpoint_url.rstrip("/")
                     conf["remote"][remote_name] = options
                     conf["core"]["remote"] = remote_name
-                    secrets = _secret_options_in_config(conf)
-                    if secrets:
-                        raise DataVersionError(
-                            f"{root / '.dvc' / 'config'} already holds credential option(s) {secrets}; remove them "
-                            f"(`dvc remote modify --unset <remote> <option>`) and use AWS_* environment variables."
-                        )
     except DvcException as exc:
         raise _dvc_error(exc, f"Setting up DVC in {root}") from exc
     _git(["add", "--", *[p for p in (".dvc/config", ".dvc/.gitignore", ".dvcignore") if (root / p).exists()]],
@@ -515,7 +516,8 @@ def push_dataset(
             if secrets:
                 raise DataVersionError(
                     f"{root / '.dvc' / 'config'} holds credential option(s) {secrets}, which would be committed to "
-                    f"git; remove them and use AWS_* environment variables."
+                    f"git; remove them (`dvc remote modify --unset <remote> <option>`), rotate the keys if they were "
+                    f"ever committed, and use AWS_* environment variables."
                 )
             remote_name = remote or repo.config["core"].get("remote")
             if not remote_name or remote_name not in repo.config["remote"]:

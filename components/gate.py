@@ -353,7 +353,9 @@ def _value(metrics: Mapping[str, Any], name: str) -> tuple[float | None, str]:
     if name not in metrics:
         return None, "missing"
     value = metrics[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool):
+        return None, f"not a number ({value!r})"
+    if not isinstance(value, (int, float)):
         try:
             value = float(value)  # e.g. "0.81" read back from a tag
         except (TypeError, ValueError):

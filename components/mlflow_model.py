@@ -323,15 +323,42 @@ def _requirements() -> list[str]:
 
 @contextmanager
 def _fluent_tracking_uri(uri: str | None) -> Iterator[None]:
-    """Point MLflow's process-wide (fluent) tracking URI at ``uri`` for the block, then restore it."""
+    """Point MLflow's process-wide (fluent) tracking URI at ``uri`` for the block, then restore it.
+
+    MLflow's own switch clears ``MLFLOW_TRACKING_URI`` on the way out when no URI had been set in-process; the
+    caller's environment variable is restored here.
+    """
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     with _FLUENT_LOCK:
         if uri is None:
             yield
-        else:
+            return
+        saved = os.environ.get("MLFLOW_TRACKING_URI")
+        try:
             with _use_tracking_uri(uri):
                 yield
+        finally:
+            if saved is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+def _check_onnx(path: Path) -> None:
+    """Refuse a missing or malformed ONNX file before anything is logged."""
+    if not path.is_file():
+        raise FileNotFoundError(f"onnx_path {path} does not exist; export it with `lgmsnet export` or pass None.")
+    try:
+        import onnx
+    except ImportError:  # optional dependency: log the file unchecked
+        log.warning("onnx is not installed; %s is logged without a format check", path)
+        return
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:  # noqa: BLE001 - onnx raises several types for a bad file
+        raise ValueError(f"onnx_path {path} is not a valid ONNX model ({type(exc).__name__}: {exc}); export it "
+                         "again with `lgmsnet export --checkpoint CKPT`.") from exc
 
 
 def _slim_checkpoint(ckpt: Mapping[str, Any], path: Path) -> None:
@@ -370,6 +397,7 @@ def log_model(
     Raises:
         CheckpointError: the checkpoint is unreadable or not a servable model.
         FileNotFoundError: ``onnx_path`` does not exist.
+        ValueError: ``onnx_path`` is not a valid ONNX model.
         TrackingError: the tracking server is unreachable (after bounded retries) or refused the model.
     """
     import mlflow
@@ -381,8 +409,8 @@ def log_model(
     uri = tracking.resolve_tracking_uri(tracking_uri)
     ckpt = load_checkpoint(checkpoint)
     served = SegmentationModel(ckpt)  # fail before anything is written
-    if onnx_path is not None and not Path(onnx_path).is_file():
-        raise FileNotFoundError(f"onnx_path {onnx_path} does not exist; export it with `lgmsnet export` or pass None.")
+    if onnx_path is not None:
+        _check_onnx(Path(onnx_path))
     tmp = Path(tempfile.mkdtemp(prefix="lgmsnet-model-"))
     try:
         data = tmp / DATA_DIR

@@ -78,11 +78,6 @@ _EDGES: dict[str, list[float]] = {
 }
 
 
-def _family(name: str) -> str:
-    head = name.split(".", 1)[0]
-    return "size" if head in ("width", "height") else head
-
-
 @dataclass
 class Distribution:
     """One statistic of a dataset as a histogram over fixed edges, plus summary numbers.
@@ -237,7 +232,7 @@ def profile_from_table(table: pd.DataFrame, source: str = "<table>") -> Profile:
         raise ValueError(
             f"metadata table lacks column(s) {missing}; build it with components.validation.build_metadata_table."
         )
-    ok = table[table["decodable"].fillna(False).astype(bool)]
+    ok = table[table["decodable"].eq(True)]
     dists: dict[str, Distribution] = {}
     if "intensity_hist" in ok.columns:
         hists = [np.asarray(h, dtype=np.float64) for h in ok["intensity_hist"] if h is not None]
@@ -331,7 +326,9 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"reference profile {path} is not valid JSON ({exc}); rebuild it with `lgmsnet data profile`.") from exc
+        raise ValueError(
+            f"reference profile {path} is not valid JSON ({exc}); rebuild it with `lgmsnet data profile`."
+        ) from exc
     if not isinstance(data, dict):
         raise ValueError(f"reference profile {path} holds a {type(data).__name__}; expected a JSON object.")
     try:
@@ -451,7 +448,8 @@ class DriftReport:
             "",
             f"- reference: `{self.reference_source}` ({self.reference_n} pairs)",
             f"- candidate: `{self.candidate_source}` ({self.candidate_n} pairs)",
-            f"- drift when PSI >= {t.psi:g}, KS >= {t.ks:g} or |relative change of the mean| >= {t.relative_change:.0%}",
+            f"- drift when PSI >= {t.psi:g}, KS >= {t.ks:g} or |relative change of the mean| >= "
+            f"{t.relative_change:.0%}",
             f"- result: **{len(self.drifted)} of {len(self.statistics)} statistics drifted**"
             + (f" ({', '.join(s.name for s in self.drifted)})" if self.drifted else ""),
             "",
@@ -563,7 +561,8 @@ def write_drift_report(report: DriftReport, out: str | os.PathLike[str]) -> tupl
     """
     out = Path(out)
     base = out.with_suffix("") if out.suffix.lower() in (".json", ".md") else out / "drift"
-    json_path = _atomic_write(base.with_name(base.name + ".json"), json.dumps(_finite(report.to_dict()), indent=1) + "\n")
+    json_text = json.dumps(_finite(report.to_dict()), indent=1) + "\n"
+    json_path = _atomic_write(base.with_name(base.name + ".json"), json_text)
     md_path = _atomic_write(base.with_name(base.name + ".md"), report.to_markdown())
     return json_path, md_path
 

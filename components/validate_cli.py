@@ -1,4 +1,4 @@
-"""``lgmsnet data validate | profile | drift``: thin argparse over :mod:`components.validation` and :mod:`components.profile`.
+"""``lgmsnet data validate | profile | drift``: thin argparse over :mod:`components.validation` and ``profile``.
 
 Usage::
 
@@ -84,7 +84,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         if len(result.warnings) > _MAX_WARNINGS_SHOWN:
             print(f"- ... and {len(result.warnings) - _MAX_WARNINGS_SHOWN} more in {result.summary_path}")
     if not result.passed:
-        print(f"lgmsnet data validate: error: {args.data} failed validation: {result.failure_message()}", file=sys.stderr)
+        message = f"lgmsnet data validate: error: {args.data} failed validation: {result.failure_message()}"
+        print(message, file=sys.stderr)
         return 1
     return 0
 
@@ -114,6 +115,20 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_epilog() -> str | None:
+    from components.validation import default_severities
+
+    try:
+        severities = default_severities()
+    except (OSError, ValueError):  # a broken suite file must not break every other command's parser
+        return None
+    by_level = {level: sorted(r for r, s in severities.items() if s == level) for level in ("error", "warning")}
+    return (
+        f"rules (default error): {', '.join(by_level['error'])}; "
+        f"(default warning): {', '.join(by_level['warning'])}. Change one with --severity RULE=error|warning."
+    )
+
+
 def _drop_existing(data_subparsers: argparse._SubParsersAction, name: str) -> None:
     """Remove a command registered earlier under ``name`` (argparse >= 3.11 refuses duplicates)."""
     if name in data_subparsers.choices:
@@ -138,7 +153,8 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
         "validate",
         help="validate a dataset (Great Expectations suite + pairing/leakage/drift checks); exit 1 on any error",
         description="Decode every pair once, run the expectation suite and the extra checks, write "
-        "REPORT/summary.json and GX data docs (REPORT/data_docs/index.html) whether the data passes or not.",
+        "OUT/summary.json and GX data docs (OUT/data_docs/index.html) whether the data passes or not.",
+        epilog=_rules_epilog(),
     )
     s.add_argument("data", metavar="DIR", help="dataset folder (images/ + masks/)")
     s.add_argument("--report", required=True, metavar="OUT", help="report folder")
@@ -150,17 +166,17 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--severity-file", metavar="YAML", help="YAML mapping rule: error|warning")
     s.add_argument("--min-size", type=_positive_int, default=DEFAULT_MIN_SIZE, metavar="PX",
                    help=f"minimum image width and height (default {DEFAULT_MIN_SIZE})")  # fmt: skip
-    s.add_argument("--hash-threshold", type=int, default=DEFAULT_HASH_THRESHOLD,
+    s.add_argument("--hash-threshold", type=int, default=DEFAULT_HASH_THRESHOLD, metavar="D",
                    help=f"near-duplicate dHash distance (default {DEFAULT_HASH_THRESHOLD}; <0 disables)")  # fmt: skip
-    s.add_argument("--non-binary-tolerance", type=float, default=DEFAULT_NON_BINARY_TOLERANCE,
+    s.add_argument("--non-binary-tolerance", type=float, default=DEFAULT_NON_BINARY_TOLERANCE, metavar="F",
                    help=f"max fraction of mid-grey mask pixels (default {DEFAULT_NON_BINARY_TOLERANCE})")  # fmt: skip
-    s.add_argument("--workers", type=_positive_int, help="decoding processes (default: CPU count)")
+    s.add_argument("--workers", type=_positive_int, metavar="N", help="decoding processes (default: CPU count)")
     s.set_defaults(func=_cmd_validate)
 
     s = data_subparsers.add_parser("profile", help="write a dataset profile (intensity, size, foreground statistics)")
     s.add_argument("data", metavar="DIR", help="dataset folder (images/ + masks/)")
     s.add_argument("--out", required=True, metavar="P.json", help="profile JSON to write")
-    s.add_argument("--workers", type=_positive_int, help="decoding processes (default: CPU count)")
+    s.add_argument("--workers", type=_positive_int, metavar="N", help="decoding processes (default: CPU count)")
     s.set_defaults(func=_cmd_profile)
 
     s = data_subparsers.add_parser("drift", help="compare a dataset with a reference profile (JSON + Markdown report)")
@@ -168,7 +184,7 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--reference", required=True, metavar="P.json", help="reference profile (lgmsnet data profile)")
     s.add_argument("--out", required=True, metavar="REPORT",
                    help="X.json/X.md writes X.json + X.md; a folder receives drift.json + drift.md")  # fmt: skip
-    s.add_argument("--workers", type=_positive_int, help="decoding processes (default: CPU count)")
+    s.add_argument("--workers", type=_positive_int, metavar="N", help="decoding processes (default: CPU count)")
     s.add_argument("--fail-on-drift", action="store_true", help="exit 1 when any statistic drifted")
     s.set_defaults(func=_cmd_drift)
 

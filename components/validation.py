@@ -19,12 +19,18 @@ Three layers, one report:
    dataset and a zero-shot target dataset, and drift against a reference profile (:mod:`components.profile`).
 
 Mask grey levels: the table holds ``non_binary_fraction`` (pixels neither 0 nor 255) and
-``ambiguous_fraction`` (pixels more than ``mask_noise_margin`` = 32 grey levels away from both 0 and 255).
+``ambiguous_fraction`` (pixels at least ``mask_noise_margin`` = 32 grey levels away from both 0 and 255).
 The ``mask_non_binary`` rule tests ``ambiguous_fraction``: JPEG masks carry compression noise right next to 0
 and 255 (Kvasir-SEG: 0.77 % of pixels on average, up to 2.1 %; CVC-ClinicDB has faint grey annotation
 artefacts up to 8 %), none of it mid-grey, whereas soft, anti-aliased or interpolated masks are.
 
-Rules and default severities (see :data:`RULES`); a data problem is a finding, never an exception.
+Rules (default severity; change any with ``severity_overrides``): from the suite ``empty_dataset``,
+``stem_unique``, ``decodable``, ``size_match``, ``channels``, ``min_size``, ``mask_non_binary``,
+``foreground_fraction``, ``duplicate_file`` (error) and ``dtype``, ``empty_mask`` (warning); from the extra checks
+(:data:`CHECK_RULES`) ``missing_mask``, ``orphan_mask``, ``duplicate_stem``, ``manifest_unknown_stem``,
+``groups_file``, ``group_leakage``, ``split_leakage``, ``target_leakage`` (error) and ``manifest_unassigned``,
+``manifest_fingerprint``, ``target_unreadable``, ``drift`` (warning). A data problem is a finding, never an
+exception; only unusable arguments raise.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from components.profile import (
     load_profile,
     profile_from_table,
     write_drift_report,
+    write_profile,
 )
 from lgmsnet.data import (
     DEFAULT_HASH_THRESHOLD,
@@ -64,6 +71,7 @@ from lgmsnet.data import (
     DatasetError,
     Pair,
     SplitManifest,
+    dataset_fingerprint,
     hamming_distance,
     image_dhash,
     load_groups,
@@ -133,6 +141,7 @@ _EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", 
 _MODE_CHANNELS = {"1": 1, "L": 1, "LA": 2, "P": 3, "PA": 4, "RGB": 3, "RGBA": 4, "RGBX": 4, "CMYK": 4,
                   "YCbCr": 3, "LAB": 3, "HSV": 3, "I": 1, "F": 1}  # fmt: skip
 _MODE_DTYPE = {"1": "bool", "I": "int32", "F": "float32"}
+_TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 
 
 # ------------------------------------------------------------------------------------------- findings
@@ -295,9 +304,12 @@ def scan_layout(
 # ------------------------------------------------------------------------------------------- metadata
 
 
-def _sha256(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+def _sha256(path: str) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:  # unreadable: the decode error already names the file
+        return None
 
 
 def _tiff_info(path: str) -> tuple[int, str]:
@@ -326,8 +338,9 @@ def _image_stats(path: str) -> tuple[str, int, str, int, int, np.ndarray]:
                 rgb = image if mode == "RGB" else image.convert("RGB")
                 width, height = rgb.size
                 return fmt, channels, dtype, width, height, np.asarray(rgb.histogram(), np.float64).reshape(3, 256)
-    except Exception:  # noqa: BLE001 - Pillow raises many types; the library reader below names the file
-        pass
+    except Exception:
+        if Path(path).suffix.lower() not in _TIFF_SUFFIXES:
+            raise  # the decoder's own message (e.g. "image file is truncated") is the finding
     array = read_image(path, 3)  # raises DatasetError when the file cannot be decoded at all
     if not channels:
         fmt = Path(path).suffix.lstrip(".").upper()
@@ -352,8 +365,9 @@ def _mask_stats(path: str) -> tuple[int, int, np.ndarray]:
                 image.load()
                 grey = image if image.mode == "L" else image.convert("L")
                 return grey.size[0], grey.size[1], np.asarray(grey.histogram(), np.float64)
-    except Exception:  # noqa: BLE001
-        pass
+    except Exception:
+        if Path(path).suffix.lower() not in _TIFF_SUFFIXES:
+            raise
     array = read_image(path, 1)[..., 0]
     return int(array.shape[1]), int(array.shape[0]), np.bincount(array.ravel(), minlength=256).astype(np.float64)
 
@@ -380,7 +394,7 @@ def _describe_pair(job: tuple[str, str, str, int]) -> dict[str, Any]:
         row["intensity_hist"] = (hist.reshape(3, INTENSITY_BINS, -1).sum(axis=2) / n).astype(np.float32)
         image_ok = True
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a finding
-        errors.append(f"image {image_path} cannot be decoded ({_error_text(exc)})")
+        errors.append(f"image {image_path}: {_error_text(exc)}")
         image_ok = False
     try:
         mw, mh, ghist = _mask_stats(mask_path)
@@ -398,7 +412,7 @@ def _describe_pair(job: tuple[str, str, str, int]) -> dict[str, Any]:
         )
         mask_ok = True
     except Exception as exc:  # noqa: BLE001
-        errors.append(f"mask {mask_path} cannot be decoded ({_error_text(exc)})")
+        errors.append(f"mask {mask_path}: {_error_text(exc)}")
         mask_ok = False
     row["decodable"] = image_ok and mask_ok
     row["decode_error"] = "; ".join(errors)
@@ -522,7 +536,9 @@ def build_metadata_table(
             table[column] = None
     table = table[list(METADATA_COLUMNS)].sort_values("stem", kind="stable").reset_index(drop=True)
     seconds = time.perf_counter() - started
-    logger.info("Metadata of %d pairs in %.1f s (%d worker(s))", len(table), seconds, n_workers)
+    serial = n_workers <= 1 or len(jobs) < _SERIAL_BELOW
+    logger.info("Metadata of %d pairs in %.1f s (%s)", len(table), seconds,
+                "in-process" if serial else f"{n_workers} processes")  # fmt: skip
     return table
 
 
@@ -578,7 +594,9 @@ def load_severity_overrides(path: str | os.PathLike[str]) -> dict[str, str]:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"severity file {path} does not exist; write a YAML mapping such as 'empty_mask: error'.")
+        raise FileNotFoundError(
+            f"severity file {path} does not exist; write a YAML mapping such as 'empty_mask: error'."
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
@@ -705,7 +723,13 @@ def _fmt(value: Any, spec: str = "") -> str:
 def _row_message(rule: str, row: Mapping[str, Any], parameters: Mapping[str, Any], table: pd.DataFrame) -> str:
     w, h = _fmt(row.get("width")), _fmt(row.get("height"))
     messages: dict[str, Callable[[], str]] = {
-        "decodable": lambda: f"{row.get('decode_error') or 'cannot be decoded'}; re-export the file or delete the pair",
+        "decodable": lambda: (
+            "cannot be decoded: "
+            + str(row.get("decode_error") or "unknown error")
+            .replace(f" {row.get('image_path')}:", ":")
+            .replace(f" {row.get('mask_path')}:", ":")
+            + "; re-export the file or delete the pair"
+        ),
         "size_match": lambda: (
             f"image is {w}x{h} (WxH) but mask is {_fmt(row.get('mask_width'))}x{_fmt(row.get('mask_height'))}; "
             "a mask must have exactly its image's size, re-export the mask"
@@ -945,9 +969,9 @@ def _sort_key(finding: Finding) -> tuple[str, str, str]:
 # ------------------------------------------------------------------------------------------- entry
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
+def _check_int(name: str, value: Any, low: int, hint: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}; {hint}.")
 
 
 def validate_dataset(
@@ -999,12 +1023,15 @@ def validate_dataset(
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    _check_int("min_size", min_size, 1)
-    _check_int("hash_threshold", hash_threshold, -1)
+    _check_int("min_size", min_size, 1, f"it is the minimum image side in pixels (default {DEFAULT_MIN_SIZE})")
+    _check_int("hash_threshold", hash_threshold, -1, "it is a dHash Hamming distance (default 10; -1 disables)")
     if isinstance(non_binary_tolerance, bool) or not isinstance(non_binary_tolerance, int | float) or not (
         0.0 <= non_binary_tolerance <= 1.0
     ):
-        raise ValueError(f"non_binary_tolerance must be a fraction in 0..1, got {non_binary_tolerance!r}.")
+        raise ValueError(
+            f"non_binary_tolerance must be a fraction in 0..1, got {non_binary_tolerance!r}; "
+            f"the default {DEFAULT_NON_BINARY_TOLERANCE} allows 2 % mid-grey mask pixels."
+        )
     n_workers = _resolve_workers(workers)
     spec = load_suite_spec(suite_path)
     severities = _effective_severities(default_severities(spec), severity_overrides)
@@ -1051,8 +1078,6 @@ def validate_dataset(
     # 3. checks a table cannot express
     t0 = time.perf_counter()
     if isinstance(manifest, SplitManifest):
-        from lgmsnet.data import dataset_fingerprint
-
         findings += _manifest_findings(
             manifest, table["stem"].astype(str).tolist(), dataset_fingerprint(root), severities,
             manifest_path or "<manifest>",
@@ -1070,8 +1095,6 @@ def validate_dataset(
     if reference_profile is not None:
         t0 = time.perf_counter()
         candidate = profile_from_table(table, source=str(root))
-        from components.profile import write_profile
-
         write_profile(candidate, out / "profile.json")
         drift = compare_profiles(reference_profile, candidate, drift_thresholds)
         drift_paths = write_drift_report(drift, out / "drift.json")
@@ -1083,6 +1106,9 @@ def validate_dataset(
                 None, str(drift_paths[1]), "drift",
             ))  # fmt: skip
         timings["drift"] = time.perf_counter() - t0
+    else:  # no stale drift report from an earlier run next to this summary
+        for name in ("profile.json", "drift.json", "drift.md"):
+            (out / name).unlink(missing_ok=True)
 
     # 5. reports (summary.json last: its presence marks a complete report)
     t0 = time.perf_counter()

@@ -130,6 +130,8 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     if typ is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, float) and value.is_integer():  # JSON/protobuf transports (KFP) turn ints into floats
+            return int(value)
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -114,33 +114,31 @@ class SeaweedFS:
         log_path: the server's combined stdout/stderr.
     """
 
+    # every listener besides S3 (weed's grpc ports default to http+10000, which can overflow: set them all)
+    _INTERNAL = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_grpc", "admin",
+                 "admin_grpc")
+
     def __init__(self, workdir: Path, port: int | None = None, *, start_timeout: float = 60.0) -> None:
         if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
             raise ValueError(f"port must be an int in 1..65535 or None (pick a free one), got {port!r}.")
         self.workdir = Path(workdir).resolve()
         self.start_timeout = float(start_timeout)
-        ports = _free_ports(11)
-        self.port = port if port is not None else ports.pop()
-        ports = [p for p in ports if p != self.port]
-        self._ports = dict(
-            zip(
-                ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_grpc", "admin",
-                 "admin_grpc"),
-                ports,
-                strict=False,
-            )
-        )
+        self.port = port if port is not None else _free_ports(1)[0]
+        self._ports = self._pick_internal_ports()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.access_key = "LGMS" + secrets.token_hex(8).upper()
         self.secret_key = secrets.token_urlsafe(30)
         self.log_path = self.workdir / "weed.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
-        self._sockets: list[Path] = []
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"SeaweedFS(endpoint_url={self.endpoint_url!r}, workdir={str(self.workdir)!r}, {state})"
+
+    def _pick_internal_ports(self) -> dict[str, int]:
+        ports = [p for p in _free_ports(len(self._INTERNAL) + 1) if p != self.port][: len(self._INTERNAL)]
+        return dict(zip(self._INTERNAL, ports, strict=True))
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -212,22 +210,34 @@ class SeaweedFS:
             json.dump(identities, fh)
         # weed must not pick up credentials or buckets from the caller's environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
-        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         started = time.monotonic()
-        self._proc = subprocess.Popen(
-            self._command(weed),
-            cwd=self.workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            self._wait_ready(started)
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(3):
+            self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            self._proc = subprocess.Popen(
+                self._command(weed),
+                cwd=self.workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                self._wait_ready(started)
+                break
+            except SeaweedFSError:
+                self.stop()
+                # Another process grabbed an internal port between our probe and weed's bind: pick new ones (the
+                # S3 port, and so endpoint_url and env(), never change).
+                tail = self._log_tail(lines=5)
+                if attempt < 2 and "Port allocation failed" in tail and "flag s3.port)" not in tail:
+                    logger.warning("SeaweedFS port clash, retrying with new internal ports")
+                    self._ports = self._pick_internal_ports()
+                    continue
+                raise
+            except BaseException:
+                self.stop()
+                raise
         logger.info("SeaweedFS S3 at %s ready in %.1f s (log: %s)", self.endpoint_url, time.monotonic() - started,
                     self.log_path)
         return self

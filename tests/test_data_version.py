@@ -28,6 +28,7 @@ from components.data_version import (
     push_dataset,
     resolve_version,
 )
+from tests.s3server import SeaweedFS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -248,16 +249,23 @@ def test_init_data_repo_refuses_bad_remotes(tmp_path: Path, remote_url: str, end
 
 def test_credentials_never_reach_config_or_parameters(local_repo: tuple[Path, Path, DatasetVersion],
                                                       tmp_path: Path) -> None:
-    repo, storage, version = local_repo
-    with pytest.raises(DataVersionError, match="secret_access_key"):
+    repo, storage, _ = local_repo
+    with pytest.raises(DataVersionError, match="secret_access_key") as info:
         materialize(str(repo), "data", "data-v1", tmp_path / "o",
                     remote_config={"url": str(storage), "secret_access_key": "s3cr3tValue"})
-    with (repo / ".dvc" / "config").open("a") as fh:  # someone hand-edits a secret into the committed config
-        fh.write("    access_key_id = AKIAEXAMPLE\n")
-    with pytest.raises(DataVersionError, match="access_key_id"):
-        push_dataset(repo, "data")
-    with pytest.raises(DataVersionError, match="access_key_id"):
-        init_data_repo(repo, "../storage")
+    assert "s3cr3tValue" not in str(info.value) and not (tmp_path / "o").exists()
+
+    s3_repo = tmp_path / "s3-repo"
+    init_data_repo(s3_repo, "s3://lgmsnet-test/dvc", endpoint_url="http://127.0.0.1:9")
+    _make_dataset(s3_repo / "data")
+    with (s3_repo / ".dvc" / "config").open("a") as fh:  # someone hand-edits a secret into the committed config
+        fh.write("    secret_access_key = s3cr3tValue\n")
+    for call in (lambda: push_dataset(s3_repo, "data"), lambda: init_data_repo(s3_repo, "s3://lgmsnet-test/dvc")):
+        with pytest.raises(DataVersionError, match=r"secret_access_key.*rotate") as info:
+            call()
+        assert "s3cr3tValue" not in str(info.value)
+    assert not (s3_repo / "data.dvc").exists()
+    assert "s3cr3tValue" in (s3_repo / ".dvc" / "config").read_text()  # refused, not silently rewritten
 
 
 def test_repository_url_with_password_refused_but_ssh_user_allowed(tmp_path: Path) -> None:
@@ -338,7 +346,7 @@ def test_repository_dvc_config_has_only_a_local_default_remote_and_no_secrets() 
 
 # ---------------------------------------------------------------------------------------- integration: real S3
 @pytest.fixture
-def s3_env(seaweedfs, monkeypatch: pytest.MonkeyPatch) -> str:  # noqa: ANN001 - tests.s3server.SeaweedFS
+def s3_env(seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> str:
     """Credentials of the session's SeaweedFS in the environment, and a fresh bucket name."""
     for name, value in seaweedfs.env().items():
         monkeypatch.setenv(name, value)
@@ -349,7 +357,7 @@ def s3_env(seaweedfs, monkeypatch: pytest.MonkeyPatch) -> str:  # noqa: ANN001 -
 
 @pytest.mark.integration
 def test_s3_push_then_materialize_from_a_clone_elsewhere(
-    seaweedfs, s3_env: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory  # noqa: ANN001
+    seaweedfs: SeaweedFS, s3_env: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     repo = tmp_path / "repo"
     init_data_repo(repo, f"s3://{s3_env}/dvc", endpoint_url=seaweedfs.endpoint_url)
@@ -372,7 +380,7 @@ def test_s3_push_then_materialize_from_a_clone_elsewhere(
 
 @pytest.mark.integration
 def test_s3_tampered_and_missing_objects_are_detected(
-    seaweedfs, s3_env: str, tmp_path: Path  # noqa: ANN001
+    seaweedfs: SeaweedFS, s3_env: str, tmp_path: Path
 ) -> None:
     repo = tmp_path / "repo"
     init_data_repo(repo, f"s3://{s3_env}/dvc", endpoint_url=seaweedfs.endpoint_url)
@@ -398,7 +406,7 @@ def test_s3_tampered_and_missing_objects_are_detected(
 
 
 @pytest.mark.integration
-def test_seaweedfs_enforces_its_static_identity(seaweedfs) -> None:  # noqa: ANN001
+def test_seaweedfs_enforces_its_static_identity(seaweedfs: SeaweedFS) -> None:
     import boto3
     from botocore.exceptions import ClientError
 

@@ -248,6 +248,36 @@ def test_layout_findings_and_argument_errors(tmp_path) -> None:
     assert set(CHECK_RULES) <= set(default_severities())
 
 
+def test_min_size_empty_masks_duplicates_and_manifest_rules(tmp_path) -> None:
+    data = synthesize(tmp_path / "s", 6, "source", seed=2, size=64, empty_fraction=0.34)
+    stems = sorted(p.stem for p in (data / "images").iterdir())
+    copy = "synth-source-copy"
+    (data / "images" / f"{copy}.png").write_bytes((data / "images" / f"{stems[0]}.png").read_bytes())
+    (data / "masks" / f"{copy}.png").write_bytes((data / "masks" / f"{stems[0]}.png").read_bytes())
+    (data / "groups.csv").write_text(f"stem,group\n{stems[1]},video-1\n{stems[2]},video-1\n")
+    manifest = SplitManifest(
+        seed=0, ratios=(0.5, 0.0, 0.5), fingerprint="0" * 64, hash_threshold=-1,
+        train=[stems[0], stems[1], copy, "ghost"], val=[], test=stems[2:5],
+    )  # fmt: skip
+    res = validate_dataset(data, manifest=manifest, min_size=65, report_dir=tmp_path / "r")
+    errors: dict[str, list[str | None]] = {}
+    for f in res.errors:
+        errors.setdefault(f.rule, []).append(f.stem)
+    assert sorted(errors["min_size"]) == sorted([*stems, copy])  # one finding per image (width and height fail)
+    assert sorted(errors["duplicate_file"]) == sorted([stems[0], copy])
+    assert errors["manifest_unknown_stem"] == ["ghost"]
+    assert errors["group_leakage"] == [None] and "video-1" in next(
+        f.message for f in res.errors if f.rule == "group_leakage"
+    )
+    assert set(errors) == {"min_size", "duplicate_file", "manifest_unknown_stem", "group_leakage"}
+    # identical copy in the same split (train): no split leakage; the stem missing from the manifest is a warning
+    warnings = {f.rule for f in res.warnings}
+    assert {"manifest_unassigned", "manifest_fingerprint", "empty_mask"} <= warnings
+    n_empty = sum(1 for f in res.warnings if f.rule == "empty_mask")
+    table = build_metadata_table(data, workers=1)
+    assert n_empty == int((table["foreground_fraction"] == 0).sum()) >= 1
+
+
 def test_empty_dataset_is_a_finding(tmp_path) -> None:
     (tmp_path / "d" / "images").mkdir(parents=True)
     (tmp_path / "d" / "masks").mkdir()
