@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python -m lgmsnet.demo --out demo
+	$(BIN)/lgmsnet pipeline run --local --workspace demo
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

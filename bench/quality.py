@@ -167,6 +167,14 @@ def run_model(name: str, args: argparse.Namespace, kvasir: Path, cvc: Path, mani
     }
 
 
+def _run_in_process(name: str, args: argparse.Namespace, kvasir: Path, cvc: Path, manifest: Path,
+                    out: Path) -> dict[str, Any]:
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    _register_peer()
+    return run_model(name, args, kvasir, cvc, manifest, out)
+
+
 def _plots(results: list[dict[str, Any]], img_dir: Path) -> list[str]:
     import matplotlib
 
@@ -221,7 +229,8 @@ def write_report(results: list[dict[str, Any]], args: argparse.Namespace, path: 
         "## Quality on real data: Kvasir-SEG → CVC-ClinicDB (zero-shot), CPU budget",
         "",
         f"Produced by `make bench-quality` (`bench/quality.py`) on {time.strftime('%Y-%m-%d')}, "
-        f"torch {torch.__version__}, {args.threads} CPU threads (a shared 2-core machine).",
+        f"torch {torch.__version__}, {args.threads} CPU thread(s) per model, {args.jobs} model(s) trained at a time "
+        "(a shared 2-core machine).",
         "",
         "| model | params | MACs @256² | MACs @%d² | epochs | train time | best epoch | val Dice | Kvasir test Dice | Kvasir test IoU | Kvasir HD95 px | CVC zero-shot Dice | CVC zero-shot IoU | CVC HD95 px |" % size,
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -276,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", default="reference")
     p.add_argument("--budget-min", type=float, default=27.0, help="training minutes per model")
     p.add_argument("--epochs", type=int, default=12, help="epochs per model (0: derive them from --budget-min and a timed probe)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="torch threads per model process")
+    p.add_argument("--jobs", type=int, default=1, help="train the models in parallel processes (e.g. 2 × 1 thread)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--docs", type=Path, default=REPO / "docs")
     args = p.parse_args(argv)
@@ -289,7 +299,15 @@ def main(argv: list[str] | None = None) -> int:
     _register_peer()
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = write_manifest(make_splits(kvasir, seed=args.seed), args.out / "kvasir-splits.json")
-    results = [run_model(m.strip(), args, kvasir, cvc, manifest, args.out) for m in args.models.split(",")]
+    models = [m.strip() for m in args.models.split(",")]
+    if args.jobs > 1:
+        # side by side: one process per model, args.threads threads each (no oversubscription of the cores)
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(min(args.jobs, len(models))) as pool:
+            results = pool.starmap(_run_in_process, [(m, args, kvasir, cvc, manifest, args.out) for m in models])
+    else:
+        results = [run_model(m, args, kvasir, cvc, manifest, args.out) for m in models]
     (args.docs / "img").mkdir(parents=True, exist_ok=True)
     _plots(results, args.docs / "img")
     slim = [{k: v for k, v in r.items() if k not in ("overlays",)} for r in results]

@@ -148,7 +148,9 @@ def policy_from_dict(data: Any, source: str = "<dict>") -> GatePolicy:
             without bounds or with ``min > max``, an unknown direction, a negative margin, a duplicate metric.
     """
     if not isinstance(data, Mapping):
-        raise PolicyError(f"gate policy {source} must be a mapping with keys {list(_TOP_KEYS)}; got {type(data).__name__}.")
+        raise PolicyError(
+            f"gate policy {source} must be a mapping with keys {list(_TOP_KEYS)}; got {type(data).__name__}."
+        )
     errors: list[str] = []
     unknown = sorted(set(data) - set(_TOP_KEYS))
     if unknown:
@@ -190,7 +192,9 @@ def policy_from_dict(data: Any, source: str = "<dict>") -> GatePolicy:
     comparisons: list[Comparison] = []
     raw_comparisons = data.get("comparisons", []) or []
     if not isinstance(raw_comparisons, list):
-        errors.append(f"'comparisons' must be a list of {{metric, direction, margin}}; got {type(raw_comparisons).__name__}")
+        errors.append(
+            f"'comparisons' must be a list of {{metric, direction, margin}}; got {type(raw_comparisons).__name__}"
+        )
         raw_comparisons = []
     seen: set[str] = set()
     for i, item in enumerate(raw_comparisons):
@@ -252,7 +256,9 @@ def load_policy(path: str | os.PathLike[str]) -> GatePolicy:
 
     file = Path(path)
     if not file.is_file():
-        raise PolicyError(f"gate policy {file} does not exist; pass the versioned policy file, e.g. policies/gate.yaml.")
+        raise PolicyError(
+            f"gate policy {file} does not exist; pass the versioned policy file, e.g. policies/gate.yaml."
+        )
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -389,7 +395,8 @@ def decide(
     notes: list[str] = []
     available = ", ".join(sorted(candidate_metrics)) or "none"
     for t in policy.thresholds:
-        parts = ([f">= {_fmt(t.min)}"] if t.min is not None else []) + ([f"<= {_fmt(t.max)}"] if t.max is not None else [])
+        parts = [f">= {_fmt(t.min)}"] if t.min is not None else []
+        parts += [f"<= {_fmt(t.max)}"] if t.max is not None else []
         name = f"{t.metric} {' and '.join(parts)}"
         value, why = _value(candidate_metrics, t.metric)
         if value is None:

@@ -147,7 +147,7 @@ def outcome_op(status: dsl.PipelineTaskFinalStatus, outcome_file: str, notify_ur
 
 def make_components(image: str = DEFAULT_IMAGE) -> SimpleNamespace:
     """Build the KFP components with ``image`` as their base image."""
-    wrap = dsl.component(base_image=image)
+    wrap = dsl.component(base_image=image, install_kfp_package=False)  # the image already has kfp
     return SimpleNamespace(
         version_data=wrap(version_data_op),
         validate_data=wrap(validate_data_op),

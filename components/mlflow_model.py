@@ -120,7 +120,9 @@ class SegmentationModel:
         if self.policy.mode == "resize" and self.policy.image_size:
             from lgmsnet.data import build_transforms
 
-            self._transform = build_transforms("none", self.policy.image_size, train=False, in_channels=self.in_channels)
+            self._transform = build_transforms(
+                "none", self.policy.image_size, train=False, in_channels=self.in_channels
+            )
 
     # -- input handling ------------------------------------------------------------------------------------------
     def _as_images(self, model_input: Any) -> tuple[list[np.ndarray], bool]:

@@ -82,7 +82,9 @@ class ModelCard:
         return f"Model card: {self.name}{version}" + (" — TRAINED ON SYNTHETIC DATA" if self.synthetic else "")
 
 
-def _split_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, dict[str, float]], dict[str, float]]:
+def _split_metrics(
+    metrics: Mapping[str, Any],
+) -> tuple[dict[str, float], dict[str, dict[str, float]], dict[str, float]]:
     in_domain: dict[str, float] = {}
     zero_shot: dict[str, dict[str, float]] = {}
     other: dict[str, float] = {}
@@ -194,12 +196,13 @@ def _sections(card: ModelCard) -> list[tuple[str, list[tuple[str, str]] | list[s
     ]
     decision = card.decision
     gate = [("verdict", "PASSED" if decision.passed else "FAILED"),
-            ("policy", f"{decision.policy_name or 'unnamed'} v{decision.policy_version} ({decision.policy_digest[:12]})")]
+            ("policy", f"{decision.policy_name or 'unnamed'} v{decision.policy_version} "
+                       f"({decision.policy_digest[:12]})")]
     gate += [(f"{c.status}", f"{c.name}: candidate {_fmt(c.candidate) if c.candidate is not None else 'n/a'}"
               + (f", limit {_fmt(c.bound)}" if c.bound is not None else "") + (f" — {c.reason}" if c.reason else ""))
              for c in decision.checks]
     gate += [("note", n) for n in decision.notes]
-    zs = [(f"{target}", ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(m.items()))) for target, m in card.zero_shot.items()]
+    zs = [(target, ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(m.items()))) for target, m in card.zero_shot.items()]
     return [
         ("Intended use", card.intended_use),
         ("Model", model_rows),

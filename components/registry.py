@@ -41,17 +41,21 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components import tracking
 from components.gate import GateDecision, GatePolicy, decide
 from components.model_card import build_model_card, render_markdown, write_model_card
-from components.tracking import DatasetVersion, TrackingError, TrackingSettings
+from components.tracking import DatasetVersion, TrackingSettings
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
 __all__ = [
     "ALIAS_CHALLENGER",
     "ALIAS_CHAMPION",
     "LOCK_SUFFIX",
+    "UNCHECKED",
     "ConcurrentPromotionError",
     "PromotionRecord",
     "PromotionRefused",
@@ -91,7 +95,16 @@ T_APPROVED_AT = "promotion.approved_at"
 T_PREVIOUS = "promotion.previous_champion"
 T_EVENT = "promotion.event"
 
-_ANY = object()
+
+class _Unchecked:
+    """Sentinel type of :data:`UNCHECKED`."""
+
+    def __repr__(self) -> str:
+        return "UNCHECKED"
+
+
+UNCHECKED: Any = _Unchecked()
+"""Default of ``expected_champion``: promote/rollback whatever the current champion is."""
 _RUN_TAG_MAX = 8000
 
 
@@ -494,7 +507,7 @@ def register_candidate(
     settings: TrackingSettings | None = None,
     lock_timeout_s: float = 60.0,
     stale_lock_s: float = 600.0,
-) -> Any:
+) -> ModelVersion | None:
     """Register a gated candidate: a new version with alias ``challenger`` if it passed, nothing if it failed.
 
     Args:
@@ -505,7 +518,8 @@ def register_candidate(
         metrics: the metrics the gate saw (recorded on the version).
         dataset_version: the training data version (recorded on the version and in the card).
         settings: bounded retries/timeouts.
-        lock_timeout_s, stale_lock_s: registry lock wait and staleness limits.
+        lock_timeout_s: how long to wait for the registry lock of ``name``.
+        stale_lock_s: age after which a lock left by a crashed process is broken.
 
     Returns:
         The ``mlflow.entities.model_registry.ModelVersion`` (new, or the existing one of this run), or None when
@@ -525,14 +539,16 @@ def register_candidate(
         try:
             run = c.get_run(run_id)
         except MlflowException as exc:
-            raise RegistryError(f"run {run_id!r} does not exist at {uri}; pass the run id of the training run.") from exc
+            raise RegistryError(
+                f"run {run_id!r} does not exist at {uri}; pass the run id of the training run."
+            ) from exc
         metric_tags = {f"metric.{k}": f"{float(v):.6g}" for k, v in metrics.items()}
-        tracking._set_tags(c, run_id, {**_decision_tags(decision, _RUN_TAG_MAX), **metric_tags})
+        tracking.set_run_tags(c, run_id, {**_decision_tags(decision, _RUN_TAG_MAX), **metric_tags})
         if dataset_version is not None:
-            tracking._set_tags(c, run_id, dataset_version.to_tags())
+            tracking.set_run_tags(c, run_id, dataset_version.to_tags())
         if not decision.passed:
             card_dir, _ = _log_card(c, uri, run_id, name, None, decision, metrics, dataset_version, None)
-            tracking._set_tags(c, run_id, {"registry.status": "rejected", "registry.model": name,
+            tracking.set_run_tags(c, run_id, {"registry.status": "rejected", "registry.model": name,
                                            "registry.rejection": decision.message[:_RUN_TAG_MAX],
                                            T_CARD: f"runs:/{run_id}/{card_dir}"})
             log.warning("run %s not registered as %r: %s", run_id, name, decision.message)
@@ -550,18 +566,20 @@ def register_candidate(
                 mv = sorted(done, key=lambda m: int(m.version))[0]
                 log.info("run %s is already registered as %s version %s; nothing to do", run_id, name, mv.version)
                 return mv
+            tags = {
+                **_decision_tags(decision),
+                T_RUN_ID: run_id,
+                T_METRICS: json.dumps({k: float(v) for k, v in metrics.items()}, sort_keys=True),
+                **metric_tags,
+                **(dataset_version.to_tags() if dataset_version else {}),
+            }
             if existing:
                 mv = sorted(existing, key=lambda m: int(m.version))[0]
                 log.warning("completing the interrupted registration of %s version %s", name, mv.version)
+                for key, value in tags.items():  # this decision's record, whatever the first attempt wrote
+                    c.set_model_version_tag(name, mv.version, key, value)
                 created = False
             else:
-                tags = {
-                    **_decision_tags(decision),
-                    T_RUN_ID: run_id,
-                    T_METRICS: json.dumps({k: float(v) for k, v in metrics.items()}, sort_keys=True),
-                    **metric_tags,
-                    **(dataset_version.to_tags() if dataset_version else {}),
-                }
                 # the logged model's storage location, not "models:/<id>": the SQL registry store resolves the
                 # latter through the process-wide tracking URI rather than this client's
                 source = c.get_logged_model(model_id).artifact_location
@@ -576,8 +594,10 @@ def register_candidate(
                     f"Model card: runs:/{run_id}/{card_dir}/model_card.md\n\n{markdown}")[:4900])
                 c.set_registered_model_alias(name, ALIAS_CHALLENGER, mv.version)
                 c.set_model_version_tag(name, mv.version, T_COMPLETE, "true")
-                tracking._set_tags(c, run_id, {"registry.status": "registered", "registry.model": name,
-                                               "registry.version": str(mv.version), T_CARD: f"runs:/{run_id}/{card_dir}"})
+                tracking.set_run_tags(c, run_id, {
+                    "registry.status": "registered", "registry.model": name, "registry.version": str(mv.version),
+                    T_CARD: f"runs:/{run_id}/{card_dir}",
+                })
             except BaseException:
                 if created:
                     _delete_quietly(c, name, str(mv.version))
@@ -616,10 +636,11 @@ def _check_promotable(mv: Any, name: str) -> None:
 
 def _change_champion(c: Any, name: str, target: str, event: str, approver: str, reason: str,
                      expected_champion: Any) -> PromotionRecord:
-    """Inside the lock: move ``champion`` to ``target``, verify, record. ``expected_champion`` _ANY = no check."""
+    """Inside the lock: move ``champion`` to ``target``, verify, record. ``expected_champion`` UNCHECKED = no check."""
     model = c.get_registered_model(name)
     current = _aliases(model).get(ALIAS_CHAMPION)
-    if expected_champion is not _ANY and current != (None if expected_champion is None else str(expected_champion)):
+    expected = None if expected_champion is None else str(expected_champion)
+    if expected_champion is not UNCHECKED and current != expected:
         raise ConcurrentPromotionError(
             f"the champion of {name!r} is now {current or 'none'}, not {expected_champion or 'none'} as this "
             f"{event} expected: another promotion or rollback happened first. Check `lgmsnet registry status "
@@ -680,7 +701,7 @@ def promote(
     reason: str,
     *,
     tracking_uri: str | None = None,
-    expected_champion: Any = _ANY,
+    expected_champion: Any = UNCHECKED,
     settings: TrackingSettings | None = None,
     lock_timeout_s: float = 60.0,
     stale_lock_s: float = 600.0,
@@ -696,7 +717,8 @@ def promote(
         expected_champion: when given (a version, or None for "no champion"), the promotion fails with
             :class:`ConcurrentPromotionError` if the champion is different when the lock is held (compare-and-set).
         settings: bounded retries/timeouts.
-        lock_timeout_s, stale_lock_s: registry lock wait and staleness limits.
+        lock_timeout_s: how long to wait for the registry lock of ``name``.
+        stale_lock_s: age after which a lock left by a crashed process is broken.
 
     Returns:
         :class:`PromotionRecord` (``changed=False`` when ``version`` already was champion).
@@ -724,7 +746,7 @@ def rollback(
     approver: str | None = None,
     reason: str = "rollback",
     tracking_uri: str | None = None,
-    expected_champion: Any = _ANY,
+    expected_champion: Any = UNCHECKED,
     settings: TrackingSettings | None = None,
     lock_timeout_s: float = 60.0,
     stale_lock_s: float = 600.0,
@@ -738,7 +760,11 @@ def rollback(
         name: registered model name.
         approver: who decided (default: the local user name).
         reason: why.
-        tracking_uri, expected_champion, settings, lock_timeout_s, stale_lock_s: as for :func:`promote`.
+        tracking_uri: MLflow tracking URI.
+        expected_champion: as for :func:`promote` (compare-and-set on the current champion).
+        settings: bounded retries/timeouts.
+        lock_timeout_s: how long to wait for the registry lock of ``name``.
+        stale_lock_s: age after which a lock left by a crashed process is broken.
 
     Returns:
         :class:`PromotionRecord` with ``event="rollback"``.

@@ -113,15 +113,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:
-    from components.registry import _ANY, promote
+    from components.registry import UNCHECKED, promote
 
-    expected: Any = _ANY
+    expected: Any = UNCHECKED
     if args.expect_champion is not None:
         expected = None if args.expect_champion.lower() == "none" else args.expect_champion
     rec = promote(args.name, args.version, args.approver, args.reason, tracking_uri=args.tracking_uri,
                   expected_champion=expected, settings=_settings(args))
     if rec.changed:
-        print(f"{rec.name}: champion {rec.previous or 'none'} -> {rec.version} (approved by {rec.approver}; #{rec.seq})")
+        print(f"{rec.name}: champion {rec.previous or 'none'} -> {rec.version} "
+              f"(approved by {rec.approver}; #{rec.seq})")
     else:
         print(f"{rec.name}: version {rec.version} already is the champion; nothing changed")
     return 0

@@ -51,10 +51,12 @@ __all__ = [
     "client",
     "default_tracking_uri",
     "ensure_experiment",
+    "git_info",
     "learning_curves_png",
     "log_dataset_version",
     "log_run_artifacts",
     "resolve_tracking_uri",
+    "set_run_tags",
     "system_tags",
     "translate_errors",
 ]
@@ -210,7 +212,10 @@ def _is_connection_error(exc: BaseException) -> bool:
         seen.add(id(cur))
         if isinstance(cur, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
             return True
-        if "API request to" in str(cur) and ("failed with" in str(cur) or "Max retries" in str(cur)):
+        text = str(cur)
+        # MLflow wraps transport failures as "API request to URL failed with [timeout ]exception ..."; an HTTP
+        # error status ("failed with error code 403") is an answer, not a connection problem
+        if "API request to" in text and ("failed with exception" in text or "failed with timeout exception" in text):
             return True
         cur = cur.__cause__ or cur.__context__
     return False
@@ -506,7 +511,7 @@ def log_dataset_version(run_id: str, version: DatasetVersion, *, tracking_uri: s
     tags += [InputTag(key=k, value=v[:500]) for k, v in version.to_tags("lgmsnet.").items()]
     c = client(uri)
     c.log_inputs(run_id, datasets=[DatasetInput(dataset=dataset._to_mlflow_entity(), tags=tags)])
-    _set_tags(c, run_id, version.to_tags())
+    set_run_tags(c, run_id, version.to_tags())
 
 
 # ------------------------------------------------------------------------------------------- writer
@@ -528,7 +533,8 @@ def _param_value(value: Any) -> str:
     return text if len(text) <= _MAX_PARAM_LEN else text[: _MAX_PARAM_LEN - 3] + "..."
 
 
-def _set_tags(mlflow_client: Any, run_id: str, tags: Mapping[str, str]) -> None:
+def set_run_tags(mlflow_client: Any, run_id: str, tags: Mapping[str, str]) -> None:
+    """Set many run tags in batches of 100 (values cut to MLflow's 8000-character limit)."""
     from mlflow.entities import RunTag
 
     items = [RunTag(k, str(v)[:_MAX_TAG_LEN]) for k, v in tags.items()]
@@ -610,8 +616,15 @@ class MLflowWriter:
         from mlflow.entities import Param
 
         flat = {k: _param_value(v) for k, v in _flatten(params).items()}
-        with self._guard("read the run's params"):
-            existing = dict(self._client.get_run(self.run_id).data.params)
+        try:
+            with self._guard("read the run's params"):
+                existing = dict(self._client.get_run(self.run_id).data.params)
+        except TrackingError:
+            if self.strict:
+                raise
+            self.dropped += 1
+            log.warning("MLflow: could not log the params of run %s; continuing", self.run_id)
+            return
         new = {k: v for k, v in flat.items() if k not in existing}
         changed = {k: v for k, v in flat.items() if k in existing and existing[k] != v}
         items = [Param(k, v) for k, v in new.items()]
@@ -619,7 +632,7 @@ class MLflowWriter:
             self._send("log params", self._client.log_batch, self.run_id, params=items[start : start + _BATCH])
         if changed:
             log.warning("params changed on resume (kept as tags): %s", sorted(changed))
-            self._send("tag changed params", _set_tags, self._client, self.run_id,
+            self._send("tag changed params", set_run_tags, self._client, self.run_id,
                        {f"param_override.{k}": v for k, v in changed.items()})
         device = flat.get("train.device")
         if device and "device" not in existing:
@@ -641,7 +654,7 @@ class MLflowWriter:
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Add run tags."""
-        self._send("set tags", _set_tags, self._client, self.run_id, tags)
+        self._send("set tags", set_run_tags, self._client, self.run_id, tags)
 
     def close(self) -> None:
         """End the run ``FINISHED`` (idempotent; called by the trainer after the last epoch)."""
@@ -823,7 +836,7 @@ def log_run_artifacts(
             result.dataset = version
         git = git_info()
         if git:
-            _set_tags(c, run_id, {"git.commit": git["commit"], "mlflow.source.git.commit": git["commit"]})
+            set_run_tags(c, run_id, {"git.commit": git["commit"], "mlflow.source.git.commit": git["commit"]})
     log.info("uploaded %d artifact(s) to run %s", len(result.artifacts), run_id)
     return result
 

@@ -24,6 +24,13 @@ def _kv(text: str) -> tuple[str, str]:
     return k.strip(), v.strip()
 
 
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
 def _params(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if args.params:
@@ -35,10 +42,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(params, dict):
             raise ValueError(f"--params must be a JSON object, got {type(params).__name__}")
     for key, value in args.param or []:
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
+        params[key] = _json_or_text(value)
     return params
 
 
@@ -105,6 +109,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     res = run_local(
         args.workspace, data=args.data, targets=dict(args.target or []), epochs=args.epochs,
         image_size=args.image_size, gate_policy=args.gate_policy, model_name=args.model_name,
+        train_overrides={k: _json_or_text(v) for k, v in (args.set or [])},
     )
     print_summary(res)
     return 0 if res.outcome.get("state") == "SUCCEEDED" else 1
@@ -141,6 +146,8 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--image-size", type=int, default=128)
     s.add_argument("--gate-policy")
     s.add_argument("--model-name", default="lgmsnet")
+    s.add_argument("--set", action="append", type=_kv, metavar="SECTION.KEY=VALUE",
+                   help="training setting, e.g. model.name=lgmsnet_tiny")
     s.set_defaults(func=_cmd_run)
 
     s = ps.add_parser("submit", help="create a run on a Kubeflow Pipelines server")

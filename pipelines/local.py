@@ -36,6 +36,7 @@ class LocalRunResult:
     model_name: str
     outcome: dict[str, Any]
     status: Any
+    gate: dict[str, str]
 
 
 def _prepare_data(ws: Path, data: str | None, targets: Mapping[str, str], size: int) -> tuple[Path, list[dict[str, str]]]:
@@ -120,7 +121,23 @@ def run_local(
         st = status(model_name, tracking_uri=tracking_uri)
     except Exception as exc:  # noqa: BLE001 - no model registered yet is a valid outcome
         st = f"no registered model {model_name!r} ({exc})"
-    return LocalRunResult(workspace=ws, tracking_uri=tracking_uri, model_name=model_name, outcome=outcome, status=st)
+    return LocalRunResult(workspace=ws, tracking_uri=tracking_uri, model_name=model_name, outcome=outcome, status=st,
+                          gate=_last_gate(tracking_uri, "lgmsnet-local"))
+
+
+def _last_gate(tracking_uri: str, experiment: str) -> dict[str, str]:
+    """The gate tags of the experiment's latest run (empty when no run got that far)."""
+    from components.tracking import client
+
+    c = client(tracking_uri)
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        return {}
+    runs = c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        return {}
+    tags = runs[0].data.tags
+    return {"run_id": runs[0].info.run_id, "passed": tags.get("gate.passed", ""), "reasons": tags.get("gate.reasons", "")}
 
 
 def print_summary(res: LocalRunResult, out: Any = sys.stdout) -> None:
@@ -132,6 +149,9 @@ def print_summary(res: LocalRunResult, out: Any = sys.stdout) -> None:
         "",
         f"Pipeline finished: {res.outcome.get('state')}" + (f" — {res.outcome.get('error')}" if res.outcome.get("error") else ""),
         f"  workspace:        {res.workspace}",
+        f"  quality gate:     {'PASSED' if res.gate.get('passed') == 'true' else 'FAILED' if res.gate.get('passed') else 'not reached'}"
+        + (f" — {res.gate['reasons']}" if res.gate.get("reasons") else "")
+        + (f" (MLflow run {res.gate['run_id']})" if res.gate.get("run_id") else ""),
         f"  registered model: {res.model_name}  challenger={getattr(challenger, 'version', challenger)}  "
         f"champion={getattr(champion, 'version', champion)}" if not isinstance(st, str) else f"  registry: {st}",
         f"  KFP outputs:      {res.workspace / 'kfp'} (validation report, model, metrics, gate decision)",

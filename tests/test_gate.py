@@ -101,7 +101,7 @@ def test_non_inferiority_within_margin_passes_beyond_fails() -> None:
     assert not worse.passed
     assert any("below the champion's 0.8 by more than the non-inferiority margin 0.01" in r for r in worse.reasons)
     assert any("above the champion's 40" in r and "relative" in r for r in worse.reasons)
-    comp = [c for c in worse.checks if c.kind == "comparison" and c.metric == "in_domain.dice"][0]
+    comp = next(c for c in worse.checks if c.kind == "comparison" and c.metric == "in_domain.dice")
     assert comp.champion == 0.80 and math.isclose(comp.bound, 0.79) and comp.candidate == 0.785
 
 
@@ -186,7 +186,8 @@ def test_invalid_policy_is_a_named_error(doc: object, fragments: list[str]) -> N
 
 
 def test_all_policy_problems_are_reported_at_once() -> None:
-    doc = {"version": 3, "extra": 1, "thresholds": [{"metric": "a"}], "comparisons": [{"metric": "b", "direction": "x"}]}
+    doc = {"version": 3, "extra": 1, "thresholds": [{"metric": "a"}],
+           "comparisons": [{"metric": "b", "direction": "x"}]}
     with pytest.raises(PolicyError) as info:
         policy_from_dict(doc)
     text = str(info.value)
@@ -203,7 +204,8 @@ def test_policy_file_errors_name_the_file(tmp_path: Path) -> None:
         load_policy(bad)
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text(yaml.safe_dump({"version": 1, "thresholds": [{"metric": "a", "min": 0, "typo": 1}]}))
-    with pytest.raises(PolicyError, match=r"invalid gate policy .*wrong.yaml: thresholds\[0\]: unknown key\(s\) \['typo'\]"):
+    pattern = r"invalid gate policy .*wrong.yaml: thresholds\[0\]: unknown key\(s\) \['typo'\]"
+    with pytest.raises(PolicyError, match=pattern):
         load_policy(wrong)
 
 

@@ -339,10 +339,9 @@ def test_timeout_names_the_last_condition_and_can_delete() -> None:
     assert "it was deleted" in str(err.value) and api.deleted == ["lgmsnet-ddp"]
     assert clock.sleeps == [25, 25, 10]  # never sleeps past the deadline
 
-    api = FakeCustomObjectsApi([[]])
+    api, clock = FakeCustomObjectsApi([[]]), FakeClock()
     with pytest.raises(JobTimeoutError, match="no status condition yet .* left running"):
-        submit_and_wait(_valid(), custom_objects_api=api, timeout_s=1, poll_s=1, sleep=FakeClock().sleep,
-                        clock=FakeClock())
+        submit_and_wait(_valid(), custom_objects_api=api, timeout_s=1, poll_s=1, sleep=clock.sleep, clock=clock)
     assert api.deleted == []
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mlflow.entities.model_registry import ModelVersion
 
 import lgmsnet
 from components.gate import decide, policy_from_dict
@@ -65,7 +67,9 @@ def _run(uri: str, ckpt: Path, dice: float) -> str:
     return writer.run_id
 
 
-def _register(uri: str, run_id: str, name: str, dice: float, champion: dict[str, float] | None = None):
+def _register(
+    uri: str, run_id: str, name: str, dice: float, champion: dict[str, float] | None = None
+) -> ModelVersion | None:
     decision = decide(_metrics(dice), champion, POLICY)
     return register_candidate(uri, run_id, name, decision, _metrics(dice), DATA)
 
@@ -248,26 +252,31 @@ def test_concurrent_promotions_leave_a_consistent_state(server: str, runs: dict[
     name = "seg-race"
     v1 = _register(server, runs["good"], name, 0.80)
     v2 = _register(server, runs["better"], name, 0.85)
+    v3 = _register(server, runs["bad"], name, 0.90)  # the gate input decides; here it passes
     promote(name, v1.version, "alice", "base", tracking_uri=server)
 
-    # compare-and-set: both reviewers saw champion v1 and promote different versions; exactly one wins
+    # compare-and-set: two reviewers both saw champion v1 and promote different versions; exactly one wins
     results = _race([
         lambda: promote(name, v2.version, "bob", "race A", tracking_uri=server, expected_champion=v1.version),
-        lambda: promote(name, v1.version, "carol", "race B", tracking_uri=server, expected_champion="3"),
+        lambda: promote(name, v3.version, "carol", "race B", tracking_uri=server, expected_champion=v1.version),
     ])
     errors = [r for r in results if isinstance(r, Exception)]
     assert len(errors) == 1 and isinstance(errors[0], ConcurrentPromotionError), results
-    assert "another promotion or rollback happened first" in str(errors[0]) or "is now" in str(errors[0])
+    assert "another promotion or rollback happened first" in str(errors[0])
+    winner = next(r for r in results if not isinstance(r, Exception))
+    assert winner.previous == str(v1.version)
+    assert client(server).get_registered_model(name).aliases[ALIAS_CHAMPION] == winner.version
 
     # without expectations both go through one after the other; the history stays a chain
     results = _race([
         lambda: promote(name, v1.version, "dave", "race C", tracking_uri=server),
-        lambda: promote(name, v2.version, "erin", "race D", tracking_uri=server),
+        lambda: promote(name, v2.version if winner.version != str(v2.version) else v3.version, "erin", "race D",
+                        tracking_uri=server),
     ])
     assert not [r for r in results if isinstance(r, Exception)], results
     st = status(name, tracking_uri=server)
     chain = [h for h in st.history if h.changed]
-    for earlier, later in zip(chain, chain[1:]):
+    for earlier, later in itertools.pairwise(chain):
         assert later.previous == earlier.version, [h.to_dict() for h in st.history]
     assert st.champion.version == (chain[-1].version)
     assert [h.seq for h in st.history] == list(range(1, len(st.history) + 1))
@@ -296,7 +305,7 @@ def _cli(argv: list[str]) -> int:
 
 def test_cli_gate_register_promote_status_rollback(sqlite_run: tuple[str, str, Path], capsys: pytest.CaptureFixture,
                                                    tmp_path: Path) -> None:
-    uri, run_id, folder = sqlite_run
+    uri, run_id, _ = sqlite_run
     good = tmp_path / "good.json"
     good.write_text(json.dumps(_metrics(0.8)))
     bad = tmp_path / "bad.json"
