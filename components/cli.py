@@ -24,22 +24,16 @@ def _drop_subcommand(group: argparse._SubParsersAction, name: str) -> None:
 
 
 def _extend(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
+    from components.registry_cli import register_commands as register_registry
+    from components.serve_cli import register_commands as register_serve
     from components.validate_cli import register as register_validation
+    from pipelines.cli import register_commands as register_pipeline
 
     _drop_subcommand(groups["data"], "validate")
     register_validation(groups["data"])
-    for module, func in (
-        ("components.registry_cli", "register_commands"),
-        ("components.serve_cli", "register_commands"),
-        ("pipelines.cli", "register_commands"),
-    ):
-        try:
-            mod = __import__(module, fromlist=[func])
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(module.split(".")[0]):
-                continue  # that part of the MLOps layer is not present in this build
-            raise
-        getattr(mod, func)(sub)
+    register_registry(sub)
+    register_serve(sub)
+    register_pipeline(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 * :func:`pytorchjob_manifest` builds the job as a plain dict: one ``Master`` replica plus ``nodes - 1`` ``Worker``
   replicas (the ``Worker`` entry is omitted for one node), each a pod with the container ``pytorch`` (the name the
-  operator looks for) running ``torchrun ... -m lgmsnet.cli train ARGS``.
+  operator looks for) running ``torchrun ... -m lgmsnet.cli train ARGS`` (plus ``--resume`` when a restarted pod
+  finds the run's ``checkpoints/last.pt``).
 * :func:`validate_pytorchjob` checks it against the official SDK model ``KubeflowOrgV1PyTorchJob``
   (``kubeflow-training``): every field must deserialize into the SDK classes with the right type (unknown fields
   and wrong types are reported with their path, required fields must be present) and serialize back unchanged.
@@ -15,9 +16,14 @@ replicas), ``PET_NODE_RANK`` (0 for the master, ``i + 1`` for worker ``i``), ``P
 ``nprocPerNode``), ``MASTER_ADDR`` (the ``<name>-master-0`` service) and ``MASTER_PORT``, plus ``WORLD_SIZE``/
 ``RANK``. torchrun reads its options from ``PET_<OPTION>`` (``torch.distributed.argparse_util.env``), so
 ``--nnodes``, ``--node-rank`` and ``--nproc-per-node`` need no flags. The master address is the exception: torchrun
-reads ``PET_MASTER_ADDR``, which the v1 operator does not set, so the container passes
-``--master-addr=$(MASTER_ADDR) --master-port=$(MASTER_PORT)`` (Kubernetes expands ``$(VAR)`` in ``args`` from the
-container's environment, which includes the variables the operator added).
+reads ``PET_MASTER_ADDR``, which the v1 operator does not set, so the launch line passes
+``--master-addr="$MASTER_ADDR" --master-port="$MASTER_PORT"`` from the container's environment.
+
+Restarts: replicas restart ``OnFailure`` (up to ``backoffLimit``). ``lgmsnet train`` refuses to start over in a
+run folder that holds a run, and ``--resume`` refuses a folder without one, so the container runs a one-line
+``/bin/sh`` launcher (:data:`LAUNCH_SCRIPT`) that adds ``--resume`` exactly when ``$LGMSNET_RUN_DIR/checkpoints/
+last.pt`` exists: a restarted pod continues the run instead of failing again. The training options are passed
+as the shell's positional parameters (``"$@"``), never interpolated into the script.
 
 The shared validation helper :func:`validate_against_sdk` is reused by :mod:`components.serve` for KServe.
 ``kubeflow-training`` and ``kubernetes`` are imported at the point of use.
@@ -25,6 +31,7 @@ The shared validation helper :func:`validate_against_sdk` is reused by :mod:`com
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
@@ -44,12 +51,14 @@ __all__ = [
     "JobError",
     "JobFailedError",
     "JobTimeoutError",
+    "LAUNCH_SCRIPT",
     "ManifestError",
     "PYTORCHJOB_GROUP",
     "PYTORCHJOB_PLURAL",
     "PYTORCHJOB_VERSION",
     "dump_yaml",
     "pytorchjob_manifest",
+    "sdk_available",
     "submit_and_wait",
     "validate_against_sdk",
     "validate_pytorchjob",
@@ -74,9 +83,15 @@ IMAGE_UID = 10001
 """The non-root user of the project image (``Dockerfile``); pods run as this UID/GID and own mounted volumes."""
 CLEAN_POD_POLICIES = ("None", "Running", "All")
 _REPLICA_TYPES = ("Master", "Worker")
+LAUNCH_SCRIPT = (
+    'if [ -f "$LGMSNET_RUN_DIR/checkpoints/last.pt" ]; then set -- "$@" --resume; fi; '
+    'exec torchrun --master-addr="$MASTER_ADDR" --master-port="$MASTER_PORT" -m lgmsnet.cli train "$@"'
+)
+"""The container's launcher (``/bin/sh -c LAUNCH_SCRIPT lgmsnet-train TRAIN_ARGS...``)."""
 _TERMINAL = ("Succeeded", "Failed")
 
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
@@ -98,7 +113,8 @@ class JobError(RuntimeError):
         condition: the last status condition seen (``type``, ``reason``, ``message`` ...), or None.
     """
 
-    def __init__(self, message: str, *, name: str, namespace: str, condition: Mapping[str, Any] | None = None):
+    def __init__(self, message: str, *, name: str, namespace: str,
+                 condition: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.name = name
         self.namespace = namespace
@@ -124,6 +140,30 @@ def _check_dns1035(value: Any, what: str, problems: list[str], max_len: int = 63
         )
 
 
+def _check_namespace(value: Any, what: str, problems: list[str]) -> None:
+    if not isinstance(value, str) or not _DNS1123_LABEL.match(value) or len(value) > 63:
+        problems.append(f"{what} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63 "
+                        f"characters); got {value!r}")
+
+
+def sdk_available(module: str) -> bool:
+    """Whether ``module`` (``"kubeflow.training"``, ``"kserve"``) can be imported here."""
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _sdk_models(module: str, package: str) -> ModuleType:
+    """Import an SDK's ``models`` module, or fail with the install command."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            f"checking manifests against the official SDK needs {package}: pip install '{package}' "
+            "(pinned in requirements/lock.txt)", name=exc.name
+        ) from exc
+
+
 def _check_dns1123(value: Any, what: str, problems: list[str]) -> None:
     if not isinstance(value, str) or not _DNS1123_SUBDOMAIN.match(value) or len(value) > 253:
         problems.append(f"{what} must be a DNS-1123 name (lower-case letters, digits, '-' and '.'); got {value!r}")
@@ -136,7 +176,8 @@ def _check_quantity(value: Any, what: str, problems: list[str]) -> None:
         if not isinstance(value, str) or parse_quantity(value) <= 0:
             raise ValueError
     except ValueError:
-        problems.append(f"{what} must be a positive Kubernetes quantity string such as '8', '500m', '32Gi'; got {value!r}")
+        problems.append(f"{what} must be a positive Kubernetes quantity string such as '8', '500m', '32Gi'; "
+                        f"got {value!r}")
 
 
 def _check_labels(labels: Mapping[str, Any], what: str, problems: list[str]) -> None:
@@ -174,7 +215,7 @@ _PRIMITIVES: dict[str, tuple[type, ...]] = {
 
 
 def _to_sdk(data: Any, type_name: str, modules: Sequence[ModuleType], path: str, problems: list[str]) -> Any:
-    """Strictly build SDK model objects from ``data`` (the ApiClient's deserialisation, with errors instead of casts)."""
+    """Strictly build SDK model objects from ``data``: the ApiClient's deserialisation, with errors for casts."""
     if type_name.startswith("list["):
         if not isinstance(data, list):
             problems.append(f"{path}: expected a list ({type_name}), got {type(data).__name__}")
@@ -224,7 +265,8 @@ def _diff(a: Any, b: Any, path: str, out: list[str]) -> None:
             if key not in b:
                 out.append(f"{path}.{key}: dropped by the SDK model")
             elif key not in a:
-                out.append(f"{path}.{key}: added by the SDK model")
+                # a default the model class fills in (e.g. V1beta1ModelSpec.name = ""): nothing of the input is lost
+                log.debug("%s.%s: defaulted to %r by the SDK model", path, key, b[key])
             else:
                 _diff(a[key], b[key], f"{path}.{key}", out)
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
@@ -241,7 +283,8 @@ def validate_against_sdk(manifest: Mapping[str, Any], type_name: str, modules: S
     Uses the generated models' own metadata (``openapi_types``/``attribute_map``, what ``ApiClient.deserialize``
     walks) but reports, with their path, the unknown fields and wrong types that the ApiClient would silently drop
     or cast; the model constructors enforce required fields. The object is then serialized back with
-    ``kubernetes.client.ApiClient.sanitize_for_serialization`` and must equal the input.
+    ``kubernetes.client.ApiClient.sanitize_for_serialization``: every input field must come back unchanged (fields
+    the model classes fill with their defaults, such as ``V1beta1ModelSpec.name = ""``, are not a loss).
 
     Args:
         manifest: the resource as a JSON-compatible dict (camelCase keys, as ``kubectl apply`` takes it).
@@ -261,7 +304,9 @@ def validate_against_sdk(manifest: Mapping[str, Any], type_name: str, modules: S
     try:
         data = json.loads(json.dumps(manifest))
     except (TypeError, ValueError) as exc:
-        raise ManifestError(f"{what} is not JSON-serialisable ({exc}); use only str, int, float, bool, list, dict.") from exc
+        raise ManifestError(
+            f"{what} is not JSON-serialisable ({exc}); use only str, int, float, bool, list and dict values."
+        ) from exc
     problems: list[str] = []
     obj = _to_sdk(data, type_name, modules, "$", problems)
     _raise_problems(f"{what} (checked against {type_name})", problems)
@@ -293,6 +338,10 @@ def _requested_device(args: Sequence[str]) -> str | None:
 
 
 def _train_args(train_args: Sequence[str], gpus_per_node: int, problems: list[str]) -> list[str]:
+    if isinstance(train_args, (str, bytes)):
+        problems.append(f"train_args must be a list of options, e.g. ['--data', DIR, '--out', RUN]; got the string "
+                        f"{train_args!r}")
+        train_args = []
     args = [str(a) for a in train_args]
     if not args or args[0] in ("train", "lgmsnet"):
         problems.append(f"train_args are the options of `lgmsnet train` (e.g. ['--data', DIR, '--out', RUN]); "
@@ -376,12 +425,14 @@ def pytorchjob_manifest(
 
     Every pod (1 ``Master`` + ``nodes - 1`` ``Worker``) runs the container ``pytorch``::
 
-        torchrun --master-addr=$(MASTER_ADDR) --master-port=$(MASTER_PORT) -m lgmsnet.cli train TRAIN_ARGS
+        torchrun --master-addr=$MASTER_ADDR --master-port=$MASTER_PORT -m lgmsnet.cli train TRAIN_ARGS [--resume]
 
     with ``nproc_per_node`` processes (``spec.nprocPerNode``; torchrun reads it, the node count and the node rank
     from the ``PET_*`` variables the operator injects). With GPUs, ``--device cuda`` is appended unless
     ``train_args`` choose the device (each process then takes ``cuda:LOCAL_RANK``). Pods run as the image's
-    non-root UID (:data:`IMAGE_UID`), with ``/dev/shm`` enlarged for DataLoader workers.
+    non-root UID (:data:`IMAGE_UID`), with ``/dev/shm`` enlarged for DataLoader workers. ``--resume`` is added
+    when a restarted pod finds ``checkpoints/last.pt`` in the ``--out`` folder (:data:`LAUNCH_SCRIPT`), so use a
+    new ``--out`` for every job.
 
     Args:
         name: job name (DNS-1035; the operator derives ``<name>-master-0`` / ``<name>-worker-N`` from it).
@@ -423,7 +474,7 @@ def pytorchjob_manifest(
     if isinstance(name, str) and nodes > 1 and len(f"{name}-worker-{nodes - 2}") > 63:
         problems.append(f"name {name!r} is too long: the operator's service {name}-worker-{nodes - 2} would exceed "
                         "63 characters; shorten it")
-    _check_dns1035(namespace, "namespace", problems)
+    _check_namespace(namespace, "namespace", problems)
     if not isinstance(image, str) or not image.strip() or any(c.isspace() for c in image):
         problems.append(f"image must be an image reference such as registry/lgmsnet:0.1.0-cu128; got {image!r}")
     for what, value, low in (("nodes", nodes, 1), ("nproc_per_node", nproc_per_node, 1),
@@ -456,8 +507,12 @@ def pytorchjob_manifest(
     if labels:
         _check_labels(labels, "labels", problems)
     args = _train_args(train_args, gpus, problems)
-    container_env = _env(env, secret_env, problems)
+    container_env = _env({"LGMSNET_RUN_DIR": _flag_value(args, "--out") or "", **(env or {})}, secret_env, problems)
     _raise_problems(f"PyTorchJob {name!r}", problems)
+    if nodes > 1 and volume_claim is None:
+        log.warning("PyTorchJob %s: %d nodes without volume_claim: each pod has its own --out, so checkpoints are "
+                    "not shared and a restarted pod resumes differently from the others; mount a ReadWriteMany "
+                    "PersistentVolumeClaim", name, nodes)
 
     resources: dict[str, dict[str, str]] = {"requests": {"cpu": cpu, "memory": memory},
                                             "limits": {"cpu": cpu, "memory": memory}}
@@ -475,8 +530,8 @@ def pytorchjob_manifest(
         "name": CONTAINER_NAME,
         "image": image,
         "imagePullPolicy": image_pull_policy,
-        "command": ["torchrun"],
-        "args": ["--master-addr=$(MASTER_ADDR)", "--master-port=$(MASTER_PORT)", "-m", "lgmsnet.cli", "train", *args],
+        "command": ["/bin/sh", "-c", LAUNCH_SCRIPT, "lgmsnet-train"],
+        "args": args,
         "ports": [{"name": PORT_NAME, "containerPort": DEFAULT_PORT, "protocol": "TCP"}],
         "resources": resources,
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
@@ -524,7 +579,7 @@ def pytorchjob_manifest(
     }
 
 
-def validate_pytorchjob(manifest: Mapping[str, Any]) -> Any:
+def validate_pytorchjob(manifest: Mapping[str, Any], *, sdk: bool = True) -> Any:
     """Check a PyTorchJob against the operator's rules and the SDK model ``KubeflowOrgV1PyTorchJob``.
 
     Operator rules: ``apiVersion`` ``kubeflow.org/v1``, ``kind`` ``PyTorchJob``, a DNS-1035 name, replica types
@@ -534,21 +589,21 @@ def validate_pytorchjob(manifest: Mapping[str, Any]) -> Any:
 
     Args:
         manifest: the job as a dict (e.g. from :func:`pytorchjob_manifest` or ``yaml.safe_load``).
+        sdk: also check against the SDK model (needs ``kubeflow-training``); False checks the rules only.
 
     Returns:
-        The ``KubeflowOrgV1PyTorchJob`` object.
+        The ``KubeflowOrgV1PyTorchJob`` object (None when ``sdk`` is False).
 
     Raises:
         ManifestError: every problem, with its path.
+        ModuleNotFoundError: ``kubeflow-training`` is not installed (the message has the install command).
     """
-    import kubernetes.client.models as k8s_models
-    from kubeflow.training import models as training_models
-
     problems: list[str] = []
     if not isinstance(manifest, Mapping):
         raise ManifestError(f"a PyTorchJob manifest must be a mapping; got {type(manifest).__name__}")
     if manifest.get("apiVersion") != f"{PYTORCHJOB_GROUP}/{PYTORCHJOB_VERSION}":
-        problems.append(f"$.apiVersion must be {PYTORCHJOB_GROUP}/{PYTORCHJOB_VERSION}; got {manifest.get('apiVersion')!r}")
+        problems.append(f"$.apiVersion must be {PYTORCHJOB_GROUP}/{PYTORCHJOB_VERSION}; "
+                        f"got {manifest.get('apiVersion')!r}")
     if manifest.get("kind") != PYTORCHJOB_KIND:
         problems.append(f"$.kind must be {PYTORCHJOB_KIND}; got {manifest.get('kind')!r}")
     meta = manifest.get("metadata") or {}
@@ -579,6 +634,11 @@ def validate_pytorchjob(manifest: Mapping[str, Any]) -> Any:
         problems.append(f"$.spec.runPolicy.cleanPodPolicy must be one of {', '.join(CLEAN_POD_POLICIES)}; "
                         f"got {policy.get('cleanPodPolicy')!r}")
     _raise_problems(f"PyTorchJob {name!r}", problems)
+    if not sdk:
+        return None
+    import kubernetes.client.models as k8s_models
+
+    training_models = _sdk_models("kubeflow.training.models", "kubeflow-training==1.9.4")
     return validate_against_sdk(manifest, "KubeflowOrgV1PyTorchJob", [training_models, k8s_models],
                                 f"PyTorchJob {name!r}")
 
@@ -623,7 +683,8 @@ def submit_and_wait(
     """Create the PyTorchJob and wait until it succeeds; raise with the operator's message when it does not.
 
     Args:
-        manifest: a PyTorchJob (checked with :func:`validate_pytorchjob` before anything is sent).
+        manifest: a PyTorchJob, checked with :func:`validate_pytorchjob` before anything is sent (against the SDK
+            model where ``kubeflow-training`` is installed, else the operator's rules only, with a warning).
         custom_objects_api: a ``kubernetes.client.CustomObjectsApi`` (or an object with the same
             ``create_namespaced_custom_object`` / ``get_namespaced_custom_object`` /
             ``delete_namespaced_custom_object`` methods).
@@ -643,7 +704,10 @@ def submit_and_wait(
         JobFailedError: the job's ``Failed`` condition, with the operator's reason and message.
         JobTimeoutError: no terminal condition within ``timeout_s`` (the last condition is in the message).
     """
-    validate_pytorchjob(manifest)
+    sdk = sdk_available("kubeflow.training")
+    if not sdk:
+        log.warning("kubeflow-training is not installed: PyTorchJob checked by the operator's rules only")
+    validate_pytorchjob(manifest, sdk=sdk)
     name = str(manifest["metadata"]["name"])
     namespace = str(manifest["metadata"].get("namespace") or "default")
     ids = {"group": PYTORCHJOB_GROUP, "version": PYTORCHJOB_VERSION, "namespace": namespace,

@@ -105,9 +105,12 @@ def evaluate_op(model: Input[Model], target: dict, tracking_uri: str, metrics: O
 
 def gate_op(
     model: Input[Model], tracking_uri: str, run_id: str, model_name: str, gate_policy: str, decision: Output[Markdown]
-) -> NamedTuple("GateOut", [("passed", bool), ("reasons", str)]):
-    """Apply the versioned gate policy to the candidate's metrics (and the champion's); never registers."""
-    from collections import namedtuple
+) -> bool:
+    """Apply the versioned gate policy to the candidate's metrics (and the champion's); never registers.
+
+    Returns only the verdict (the reasons are in the ``decision`` artifact and the run's tags): kfp.local evaluates
+    ``dsl.If`` conditions on a single output but not on a NamedTuple field.
+    """
     from pathlib import Path
 
     from components.pipeline_steps import gate_candidate, resolve_policy
@@ -117,7 +120,7 @@ def gate_op(
     lines = [f"# Gate: {'PASSED' if out.passed else 'FAILED'}", ""] + [f"- {r}" for r in out.reasons]
     lines += ["", "| metric | value |", "|---|---|"] + [f"| {k} | {v:.4g} |" for k, v in sorted(out.metrics.items())]
     Path(decision.path).write_text("\n".join(lines) + "\n")
-    return namedtuple("GateOut", ["passed", "reasons"])(out.passed, "; ".join(out.reasons))
+    return out.passed
 
 
 def register_op(

@@ -46,12 +46,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+if TYPE_CHECKING:
+    from components.tracking import TrackingSettings
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -378,7 +381,7 @@ def log_model(
     name: str = MODEL_ARTIFACT_NAME,
     *,
     tracking_uri: str | None = None,
-    settings: Any = None,
+    settings: TrackingSettings | None = None,
 ) -> ModelLogResult:
     """Log an lgmsnet checkpoint to an existing run as a pyfunc model (and the ONNX export inside it).
 

@@ -48,8 +48,10 @@ from components.k8s import (
     _check_dns1035,
     _check_dns1123,
     _check_labels,
+    _check_namespace,
     _check_quantity,
     _raise_problems,
+    _sdk_models,
     validate_against_sdk,
 )
 
@@ -187,7 +189,7 @@ def inference_service_manifest(
     """
     problems: list[str] = []
     _check_dns1035(name, "name", problems)
-    _check_dns1035(namespace, "namespace", problems)
+    _check_namespace(namespace, "namespace", problems)
     if model_format not in MODEL_FORMATS:
         problems.append(f"model_format must be one of {', '.join(MODEL_FORMATS)}; got {model_format!r}")
     problems += _storage_problems(storage_uri)
@@ -240,7 +242,7 @@ def inference_service_manifest(
     }
 
 
-def validate_inference_service(manifest: Mapping[str, Any]) -> Any:
+def validate_inference_service(manifest: Mapping[str, Any], *, sdk: bool = True) -> Any:
     """Check an InferenceService against KServe's rules and the ``kserve`` SDK model ``V1beta1InferenceService``.
 
     Rules: ``apiVersion`` ``serving.kserve.io/v1beta1``, ``kind`` ``InferenceService``, a DNS-1035 name, a
@@ -251,16 +253,15 @@ def validate_inference_service(manifest: Mapping[str, Any]) -> Any:
 
     Args:
         manifest: the InferenceService as a dict.
+        sdk: also check against the SDK model (needs ``kserve``); False checks the rules only.
 
     Returns:
-        The ``V1beta1InferenceService`` object.
+        The ``V1beta1InferenceService`` object (None when ``sdk`` is False).
 
     Raises:
         ManifestError: every problem, with its path.
+        ModuleNotFoundError: the ``kserve`` SDK is not installed (the message has the install command).
     """
-    import kubernetes.client.models as k8s_models
-    from kserve import models as kserve_models
-
     if not isinstance(manifest, Mapping):
         raise ManifestError(f"an InferenceService manifest must be a mapping; got {type(manifest).__name__}")
     problems: list[str] = []
@@ -288,6 +289,11 @@ def validate_inference_service(manifest: Mapping[str, Any]) -> Any:
         if isinstance(lo, int) and isinstance(hi, int) and hi < lo:
             problems.append(f"$.spec.predictor.maxReplicas={hi} is below minReplicas={lo}")
     _raise_problems(f"InferenceService {name!r}", problems)
+    if not sdk:
+        return None
+    import kubernetes.client.models as k8s_models
+
+    kserve_models = _sdk_models("kserve.models", "kserve==0.21.0")
     return validate_against_sdk(manifest, "V1beta1InferenceService", [kserve_models, k8s_models],
                                 f"InferenceService {name!r}")
 

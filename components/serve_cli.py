@@ -10,7 +10,8 @@ Usage::
                            [--storage-uri URI]
 
 It resolves ``MODEL@ALIAS`` in the MLflow registry (:func:`components.serve.resolve_model`), builds the
-manifest (:func:`components.serve.inference_service_manifest`), validates it against the kserve SDK and writes
+manifest (:func:`components.serve.inference_service_manifest`), validates it against the kserve SDK (with a
+warning, and the project's own checks only, where ``kserve`` is not installed) and writes
 YAML to ``--out`` or stdout (``lgmsnet serve manifest --name lgmsnet | kubectl apply -f -``); the summary goes to
 stderr. ``--storage-uri`` skips the registry lookup. Exit status 0, or 1 with one message naming the problem.
 Wire it in with :func:`register_commands` on the top-level subparsers.
@@ -46,7 +47,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
-    from components.k8s import ManifestError, dump_yaml
+    from components.k8s import ManifestError, dump_yaml, sdk_available
     from components.serve import (
         ResolvedModel,
         ServeError,
@@ -86,7 +87,11 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
             or None,
             labels=labels,
         )
-        validate_inference_service(manifest)
+        sdk = sdk_available("kserve")
+        if not sdk:
+            log.warning("the kserve SDK is not installed (pip install 'kserve==0.21.0'): the manifest was checked "
+                        "by lgmsnet's own rules only")
+        validate_inference_service(manifest, sdk=sdk)
     except (ServeError, ManifestError, TrackingError) as exc:
         print(f"lgmsnet serve manifest: error: {exc}", file=sys.stderr)
         return 1

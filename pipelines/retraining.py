@@ -94,7 +94,7 @@ def build_pipeline(opts: ClusterOptions | None = None) -> Any:
             gate = c.gate(model=train.outputs["model"], tracking_uri=mlflow_tracking_uri, run_id=run_id,
                           model_name=model_name, gate_policy=gate_policy).after(ev)
             _with_secrets(gate, opts).set_display_name("quality-gate")
-            with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 - KFP condition
+            with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 - KFP condition
                 reg = c.register(tracking_uri=mlflow_tracking_uri, run_id=run_id, model_name=model_name,
                                  gate_policy=gate_policy, dataset_md5=version.outputs["md5"],
                                  dataset_source=version.outputs["source"])

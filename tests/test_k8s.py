@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ from components.k8s import (
     GPU_NODE_SELECTOR,
     GPU_TOLERATION,
     IMAGE_UID,
+    LAUNCH_SCRIPT,
     JobError,
     JobFailedError,
     JobTimeoutError,
@@ -51,13 +55,12 @@ def test_single_node_defaults_validate_against_sdk() -> None:
     assert m["spec"]["runPolicy"] == {"cleanPodPolicy": "Running", "backoffLimit": 3}
     c = _container(m)
     assert c["name"] == CONTAINER_NAME == "pytorch"
-    assert c["command"] == ["torchrun"]
-    assert c["args"] == ["--master-addr=$(MASTER_ADDR)", "--master-port=$(MASTER_PORT)", "-m", "lgmsnet.cli",
-                         "train", *ARGS, "--device", "cuda"]
+    assert c["command"] == ["/bin/sh", "-c", LAUNCH_SCRIPT, "lgmsnet-train"]
+    assert c["args"] == [*ARGS, "--device", "cuda"]
     assert c["resources"] == {"requests": {"cpu": "8", "memory": "32Gi"},
                               "limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}}
     assert c["ports"] == [{"name": "pytorchjob-port", "containerPort": 23456, "protocol": "TCP"}]
-    assert "env" not in c  # nothing secret or otherwise unless asked
+    assert c["env"] == [{"name": "LGMSNET_RUN_DIR", "value": "/workspace/runs/r1"}]  # for the resume check only
     pod = _pod(m)
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == IMAGE_UID
     assert {"name": "dshm", "mountPath": "/dev/shm"} in c["volumeMounts"]
@@ -94,7 +97,8 @@ def test_multi_node_multi_gpu_with_secrets_volume_and_scheduling() -> None:
         assert env["MLFLOW_TRACKING_URI"] == {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow.mlflow.svc:5000"}
         assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"] == {
             "secretKeyRef": {"name": "lgmsnet-s3", "key": "AWS_SECRET_ACCESS_KEY"}}
-        assert all("value" not in e for n, e in env.items() if n != "MLFLOW_TRACKING_URI")  # names only
+        assert all("value" not in e for n, e in env.items()
+                   if n not in ("MLFLOW_TRACKING_URI", "LGMSNET_RUN_DIR"))  # Secrets by name only
         assert {"name": "workspace", "mountPath": "/workspace"} in c["volumeMounts"]
         assert {"name": "workspace", "persistentVolumeClaim": {"claimName": "lgmsnet-work"}} in pod["volumes"]
         assert pod["nodeSelector"] == {"lgmsnet.io/node-pool": "gpu"}
@@ -115,27 +119,60 @@ def test_cpu_job_has_no_gpu_limit_and_keeps_device() -> None:
     validate_pytorchjob(m)
 
 
-def test_torchrun_reads_the_operator_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Parse the container's command line with torchrun's own parser, in the environment the operator injects."""
+def _launch(manifest: dict[str, Any], env: dict[str, str], tmp_path: Path, rtype: str = "Master") -> list[str]:
+    """Run the container's command with /bin/sh and a stand-in ``torchrun`` that records its argv."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    record = tmp_path / "argv.txt"
+    fake = bin_dir / "torchrun"
+    fake.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > "{record}"\n')
+    fake.chmod(0o755)
+    c = _container(manifest, rtype)
+    pod_env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
+    full_env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", **pod_env, **env}
+    subprocess.run([*c["command"], *c["args"]], env=full_env, check=True, timeout=30)
+    return record.read_text().splitlines()
+
+
+def test_torchrun_reads_the_operator_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the launcher, then parse torchrun's argv with torchrun's own parser in the operator's environment."""
     from torch.distributed.run import get_args_parser
 
     import lgmsnet.cli
 
-    m = pytorchjob_manifest("lgmsnet-ddp", IMAGE, ARGS, nodes=3, nproc_per_node=2, gpus_per_node=2)
+    out = tmp_path / "runs" / "r1"
+    args_in = ["--data", "/workspace/data/isic", "--out", str(out), "--epochs", "100", "--set", "optim.lr=0.02"]
+    m = pytorchjob_manifest("lgmsnet-ddp", IMAGE, args_in, nodes=3, nproc_per_node=2, gpus_per_node=2)
     # What pkg/controller.v1/pytorch/envvar.go sets on worker 0 (node rank 1) when nprocPerNode is set.
     operator_env = {"MASTER_ADDR": "lgmsnet-ddp-master-0", "MASTER_PORT": "23456", "PET_NNODES": "3",
                     "PET_NODE_RANK": "1", "PET_NPROC_PER_NODE": m["spec"]["nprocPerNode"]}
+    argv = _launch(m, operator_env, tmp_path, "Worker")
     for key, value in operator_env.items():
         monkeypatch.setenv(key, value)
-    argv = [re.sub(r"\$\((\w+)\)", lambda g: operator_env[g.group(1)], a) for a in _container(m, "Worker")["args"]]
     args = get_args_parser().parse_args(argv)
     assert (args.nnodes, args.node_rank, args.nproc_per_node) == ("3", 1, "2")
     assert (args.master_addr, args.master_port) == ("lgmsnet-ddp-master-0", 23456)
     assert args.module and args.training_script == "lgmsnet.cli"
-    assert args.training_script_args[0] == "train"
+    assert args.training_script_args == ["train", *args_in, "--device", "cuda"]  # passed through verbatim
     # and the library's CLI accepts what follows `-m lgmsnet.cli`
     parsed = lgmsnet.cli.build_parser().parse_args(args.training_script_args)
-    assert (parsed.command, parsed.out, parsed.device, parsed.epochs) == ("train", "/workspace/runs/r1", "cuda", 100)
+    assert (parsed.command, parsed.out, parsed.device, parsed.epochs, parsed.resume) == (
+        "train", str(out), "cuda", 100, False)
+
+    # a restarted pod finds the run's last checkpoint and resumes instead of failing on the existing run
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "last.pt").write_bytes(b"")
+    argv = _launch(m, operator_env, tmp_path)
+    assert argv[-1] == "--resume"
+    assert lgmsnet.cli.build_parser().parse_args(get_args_parser().parse_args(argv).training_script_args).resume
+
+
+def test_launcher_never_interprets_the_arguments(tmp_path: Path) -> None:
+    hostile = ["--out", str(tmp_path / "o"), "--set", "data.path=$(touch pwned); `touch pwned2`", "--data", "a b"]
+    m = pytorchjob_manifest("j", IMAGE, hostile, gpus_per_node=0)
+    argv = _launch(m, {"MASTER_ADDR": "j-master-0", "MASTER_PORT": "23456"}, tmp_path)
+    assert argv[-len(hostile):] == hostile
+    assert not list(tmp_path.glob("pwned*")) and not list(Path.cwd().glob("pwned*"))
 
 
 @pytest.mark.parametrize(
@@ -156,6 +193,7 @@ def test_torchrun_reads_the_operator_environment(monkeypatch: pytest.MonkeyPatch
         ({"secret_env": {"X": ("Bad_Secret", "k")}}, "secret name must be a DNS-1123 name"),
         ({"train_args": ["--data", "/d"]}, "must include --out"),
         ({"train_args": ["train", "--out", "/o"]}, "do not include the command"),
+        ({"train_args": "--data /d --out /o"}, "must be a list of options"),
         ({"train_args": [*ARGS, "--device", "cpu"]}, "the GPUs would sit idle"),
         ({"train_args": [*ARGS, "--set", "train.device=cuda:1"]}, "use plain 'cuda'"),
         ({"train_args": [*ARGS, "--device=cuda"], "gpus_per_node": 0}, "gpus_per_node=0"),
@@ -305,8 +343,8 @@ RUNNING = [*CREATED, _cond("Running", reason="PyTorchJobRunning")]
 
 
 def test_submit_waits_until_succeeded() -> None:
-    api = FakeCustomObjectsApi([[], CREATED, RUNNING, RUNNING,
-                                [*CREATED, _cond("Running", "False"), _cond("Succeeded", reason="PyTorchJobSucceeded")]])
+    succeeded = [*CREATED, _cond("Running", "False"), _cond("Succeeded", reason="PyTorchJobSucceeded")]
+    api = FakeCustomObjectsApi([[], CREATED, RUNNING, RUNNING, succeeded])
     clock = FakeClock()
     m = _valid()
     name = submit_and_wait(m, custom_objects_api=api, timeout_s=3600, poll_s=10, sleep=clock.sleep, clock=clock)
@@ -377,3 +415,27 @@ def test_invalid_manifest_is_never_sent() -> None:
     with pytest.raises(ManifestError):
         submit_and_wait(_break("kind", "TFJob"), custom_objects_api=api, timeout_s=1, poll_s=1)
     assert api.created == []
+
+
+def test_without_the_sdk_the_operator_rules_still_apply(monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    import components.k8s as k8s
+
+    assert validate_pytorchjob(_valid(), sdk=False) is None
+    with pytest.raises(ManifestError, match="one named 'pytorch'"):
+        validate_pytorchjob(_break(f"{_POD}.containers.0.name", "trainer"), sdk=False)
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'kubeflow-training==1\.9\.4'"):
+        k8s._sdk_models("kubeflow.training.no_such_models", "kubeflow-training==1.9.4")
+    # where kubeflow-training is absent (e.g. a pipeline step's image), submission still works, with a warning
+    monkeypatch.setattr(k8s, "sdk_available", lambda module: False)
+    clock = FakeClock()
+    with caplog.at_level("WARNING", logger="components.k8s"):
+        assert submit_and_wait(_valid(), custom_objects_api=FakeCustomObjectsApi([[_cond("Succeeded")]]),
+                               timeout_s=10, poll_s=1, sleep=clock.sleep, clock=clock) == "lgmsnet-ddp"
+    assert "kubeflow-training is not installed" in caplog.text
+
+
+def test_namespace_is_a_dns1123_label() -> None:
+    assert pytorchjob_manifest("j", IMAGE, ARGS, namespace="1team")["metadata"]["namespace"] == "1team"
+    with pytest.raises(ManifestError, match="namespace must be a DNS-1123 label"):
+        pytorchjob_manifest("j", IMAGE, ARGS, namespace="Team_A")

@@ -86,7 +86,7 @@ def test_gate_condition_fan_out_and_exit_handler(compiled) -> None:
     gate_deps = inner["gate-op"]["dependentTasks"]
     assert any(d.startswith("for-loop") for d in gate_deps)
     cond = [t for t in inner.values() if "triggerPolicy" in t and "condition" in t["triggerPolicy"]]
-    assert len(cond) == 1 and "gate-op-passed" in cond[0]["triggerPolicy"]["condition"]
+    assert len(cond) == 1 and "gate-op-Output" in cond[0]["triggerPolicy"]["condition"]
     cond_dag = compiled["components"][cond[0]["componentRef"]["name"]]["dag"]["tasks"]
     assert list(cond_dag) == ["register-op"]
 
