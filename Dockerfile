@@ -51,8 +51,8 @@ COPY lgmsnet/ lgmsnet/
 COPY components/ components/
 COPY pipelines/ pipelines/
 COPY policies/ policies/
-# Editable on purpose: the pipeline steps read files that live next to the source tree (components/expectations/,
-# the gate policies in policies/), which a wheel install would leave behind.
+# Editable on purpose: the pipeline steps resolve the gate policies (policies/gate.yaml) next to the source tree
+# (components.pipeline_steps.resolve_policy), which a wheel install would leave behind.
 RUN pip install --no-cache-dir --no-deps -c requirements/lock.txt -e . \
  && groupadd --gid 10001 lgmsnet \
  && useradd --uid 10001 --gid 10001 --create-home --shell /usr/sbin/nologin lgmsnet \

@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev,mlops,test-servers]"
+	$(BIN)/python -m pip install -q -e ".[dev,mlops,test-servers,deploy]" -c requirements/lock.txt
 	touch $(STAMP)
 
 install: $(STAMP)

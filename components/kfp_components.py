@@ -81,6 +81,44 @@ def train_op(
     return namedtuple("TrainOut", ["run_id", "val_dice"])(out.run_id, out.val_dice)
 
 
+def train_pytorchjob_op(
+    dataset: Input[Dataset],
+    dataset_md5: str,
+    dataset_source: str,
+    tracking_uri: str,
+    experiment: str,
+    train_overrides: dict,
+    job_id: str,
+    image: str,
+    nodes: int,
+    nproc_per_node: int,
+    gpus_per_node: int,
+    volume_claim: str,
+    namespace: str,
+    model: Output[Model],
+    metrics: Output[Metrics],
+) -> NamedTuple("TrainOut", [("run_id", str), ("val_dice", float)]):
+    """Train as a Kubeflow PyTorchJob (same ``torchrun -m lgmsnet.cli train``), wait, then log the run to MLflow."""
+    import shutil
+    from collections import namedtuple
+    from pathlib import Path
+
+    from components.pipeline_steps import train_with_pytorchjob
+
+    work = Path("/workspace") / f"lgmsnet-{job_id}"
+    out = train_with_pytorchjob(
+        dataset.path, work, job_name=f"lgmsnet-{job_id}"[:63].rstrip("-"), image=image, tracking_uri=tracking_uri,
+        experiment=experiment, overrides=train_overrides, namespace=namespace, nodes=nodes,
+        nproc_per_node=nproc_per_node, gpus_per_node=gpus_per_node, volume_claim=volume_claim,
+        mount_path="/workspace", dataset_md5=dataset_md5, dataset_source=dataset_source,
+    )
+    shutil.copytree(work / "run", model.path, dirs_exist_ok=True)
+    model.metadata.update({"mlflow_run_id": out.run_id, "best_epoch": out.best_epoch, "framework": "pytorch",
+                           "pytorchjob": f"lgmsnet-{job_id}"})
+    metrics.log_metric("val_dice", out.val_dice)
+    return namedtuple("TrainOut", ["run_id", "val_dice"])(out.run_id, out.val_dice)
+
+
 def evaluate_op(model: Input[Model], target: dict, tracking_uri: str, metrics: Output[Metrics]) -> float:
     """Zero-shot evaluation on one target dataset version (``target = {name, repo, path, rev}``).
 
@@ -155,6 +193,7 @@ def make_components(image: str = DEFAULT_IMAGE) -> SimpleNamespace:
         version_data=wrap(version_data_op),
         validate_data=wrap(validate_data_op),
         train=wrap(train_op),
+        train_pytorchjob=wrap(train_pytorchjob_op),
         evaluate=wrap(evaluate_op),
         gate=wrap(gate_op),
         register=wrap(register_op),

@@ -24,10 +24,12 @@ __all__ = [
     "TrainCandidateOutput",
     "evaluate_target",
     "gate_candidate",
+    "log_candidate",
     "record_outcome",
     "resolve_policy",
     "register_candidate_step",
     "train_candidate",
+    "train_with_pytorchjob",
     "validate_data",
     "version_data",
 ]
@@ -121,43 +123,129 @@ def train_candidate(
     dataset_name: str = "",
     run_tags: dict[str, str] | None = None,
 ) -> TrainCandidateOutput:
-    """Train, log the run (params, curves, artifacts, dataset version) and the model (pyfunc + ONNX) to MLflow.
+    """Train in this process with live MLflow logging, then log the candidate (see :func:`log_candidate`).
 
-    The in-domain test split is evaluated once after training (the validation split picked the checkpoint); its
-    metrics are logged as ``in_domain.*``. A failing run is marked FAILED in MLflow and nothing is registered.
+    A failing run is marked FAILED in MLflow and nothing is registered.
     """
-    from components.mlflow_model import log_model
-    from components.tracking import DatasetVersion, MLflowWriter, log_run_artifacts
-    from lgmsnet.checkpoint import model_from_checkpoint
+    from components.tracking import MLflowWriter
     from lgmsnet.config import load_config
     from lgmsnet.engine import train
-    from lgmsnet.export import export_onnx
 
     cfg = load_config(config or None, {**(overrides or {}), "data.path": str(data_dir)})
     tags = {"lgmsnet.dataset.md5": dataset_md5, **(run_tags or {})}
     with MLflowWriter(tracking_uri, experiment, tags=tags, device=cfg.train.device) as writer:
-        res = train(cfg, run_dir, writers=[writer])
+        train(cfg, run_dir, writers=[writer])
         run_id = writer.run_id
-    if not res.best_checkpoint.is_file():
-        raise RuntimeError(f"training produced no best checkpoint in {run_dir}; see the run's metrics")
-    model = model_from_checkpoint(res.best_checkpoint)
-    onnx = export_onnx(model, Path(run_dir) / "model.onnx", cfg.data.image_size).path
+    return log_candidate(run_dir, data_dir, tracking_uri=tracking_uri, run_id=run_id, dataset_md5=dataset_md5,
+                         dataset_source=dataset_source, dataset_name=dataset_name)
+
+
+def log_candidate(
+    run_dir: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
+    *,
+    tracking_uri: str,
+    run_id: str = "",
+    experiment: str = "lgmsnet-retraining",
+    dataset_md5: str = "",
+    dataset_source: str = "",
+    dataset_name: str = "",
+) -> TrainCandidateOutput:
+    """Log a finished training run folder to MLflow: artifacts, dataset version, pyfunc model + ONNX, in-domain metrics.
+
+    Used after in-process training and after a PyTorchJob (then ``run_id`` is empty: a run is created and the
+    per-epoch metrics are replayed from ``metrics.jsonl``).
+    """
+    from components.mlflow_model import log_model
+    from components.tracking import DatasetVersion, MLflowWriter, log_run_artifacts
+    from lgmsnet.checkpoint import load_checkpoint, model_from_checkpoint
+    from lgmsnet.export import export_onnx
+
+    run_dir = Path(run_dir)
+    best = run_dir / "checkpoints" / "best.pt"
+    if not best.is_file():
+        raise RuntimeError(f"training produced no best checkpoint in {run_dir}; see its metrics.csv")
+    if not run_id:
+        with MLflowWriter(tracking_uri, experiment, tags={"lgmsnet.dataset.md5": dataset_md5}) as writer:
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+                row = json.loads(line)
+                writer.log_metrics({k: v for k, v in row.items() if k != "step"}, int(row["step"]))
+            run_id = writer.run_id
+    ckpt = load_checkpoint(best)
+    model = model_from_checkpoint(ckpt)
+    image_size = int(ckpt.get("config", {}).get("data", {}).get("image_size", 256))
+    onnx = export_onnx(model, run_dir / "model.onnx", image_size).path
     version = DatasetVersion(
         name=dataset_name or Path(str(data_dir)).name,
         source=dataset_source or str(data_dir),
         md5=dataset_md5.removesuffix(".dir") or None,
-        fingerprint=None,
+        fingerprint=ckpt.get("data", {}).get("fingerprint"),
         synthetic=bool(_dataset_yaml(data_dir).get("synthetic", False)),
     )
     log_run_artifacts(run_id, run_dir, tracking_uri=tracking_uri, dataset_version=version)
-    log_model(run_id, res.best_checkpoint, onnx_path=onnx, tracking_uri=tracking_uri)
-    test = {f"in_domain.{k}": float(v) for k, v in (res.test_metrics or {}).items()
-            if k in ("dice", "iou", "sensitivity", "precision", "hd95")}
+    log_model(run_id, best, onnx_path=onnx, tracking_uri=tracking_uri)
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    test = {f"in_domain.{k}": float(v) for k, v in (summary.get("test_metrics") or {}).items()
+            if k in ("dice", "iou", "sensitivity", "precision", "hd95") and v is not None}
     _log_metrics(tracking_uri, run_id, {**test, "model.parameters": float(sum(p.numel() for p in model.parameters()))})
     return TrainCandidateOutput(
-        run_id=run_id, checkpoint=str(res.best_checkpoint), onnx=str(onnx), best_epoch=res.best_epoch + 1,
-        val_dice=float(res.best_val_dice), test_metrics=test,
+        run_id=run_id, checkpoint=str(best), onnx=str(onnx), best_epoch=int(summary.get("best_epoch", 0)),
+        val_dice=float(summary.get("best_val_dice", float("nan"))), test_metrics=test,
     )
+
+
+def train_with_pytorchjob(
+    data_dir: str | os.PathLike[str],
+    work_dir: str | os.PathLike[str],
+    *,
+    job_name: str,
+    image: str,
+    tracking_uri: str,
+    experiment: str,
+    overrides: dict[str, Any] | None = None,
+    namespace: str = "kubeflow",
+    nodes: int = 1,
+    nproc_per_node: int = 1,
+    gpus_per_node: int = 1,
+    volume_claim: str | None = None,
+    mount_path: str = "/workspace",
+    custom_objects_api: Any = None,
+    timeout_s: float = 172800,
+    poll_s: float = 30,
+    dataset_md5: str = "",
+    dataset_source: str = "",
+) -> TrainCandidateOutput:
+    """Multi-GPU / multi-node training as a Kubeflow PyTorchJob running the same ``torchrun -m lgmsnet.cli train``.
+
+    ``work_dir`` lies on the volume both this launcher pod and the job's pods mount (``volume_claim`` at
+    ``mount_path``): the dataset is copied there, the job trains into ``work_dir/run`` (a restarted pod resumes from
+    ``last.pt``), and this step waits for the job, then logs the finished run to MLflow (:func:`log_candidate`).
+    """
+    import shutil
+
+    from components.k8s import pytorchjob_manifest, submit_and_wait
+
+    work = Path(work_dir)
+    data, run = work / "data", work / "run"
+    if Path(data_dir).resolve() != data.resolve():
+        if data.exists():
+            shutil.rmtree(data)
+        shutil.copytree(data_dir, data)
+    args = ["--data", str(data), "--out", str(run)]
+    for key, value in (overrides or {}).items():
+        args += ["--set", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+    manifest = pytorchjob_manifest(
+        job_name, image, args, namespace=namespace, nodes=nodes, nproc_per_node=nproc_per_node,
+        gpus_per_node=gpus_per_node, volume_claim=volume_claim, mount_path=mount_path,
+    )
+    if custom_objects_api is None:
+        from kubernetes import client, config
+
+        config.load_incluster_config()
+        custom_objects_api = client.CustomObjectsApi()
+    submit_and_wait(manifest, custom_objects_api=custom_objects_api, timeout_s=timeout_s, poll_s=poll_s)
+    return log_candidate(run, data, tracking_uri=tracking_uri, experiment=experiment, dataset_md5=dataset_md5,
+                         dataset_source=dataset_source)
 
 
 def _dataset_yaml(data_dir: str | os.PathLike[str]) -> dict[str, Any]:

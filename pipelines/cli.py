@@ -58,11 +58,18 @@ def _client(host: str, client_factory: Any = None) -> Any:
 def _package(args: argparse.Namespace) -> str:
     if getattr(args, "package", None):
         return str(args.package)
-    from pipelines.retraining import ClusterOptions, compile_pipeline
+    from pipelines.retraining import compile_pipeline
 
     tmp = Path(tempfile.mkdtemp(prefix="lgmsnet-pipeline-")) / "retraining.yaml"
-    compile_pipeline(tmp, ClusterOptions(image=args.image, gpus=args.gpus))
+    compile_pipeline(tmp, _options(args))
     return str(tmp)
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from pipelines.retraining import ClusterOptions
+
+    return ClusterOptions(image=args.image, gpus=args.gpus, pytorchjob_nodes=args.pytorchjob_nodes,
+                          pytorchjob_nproc_per_node=args.nproc_per_node)
 
 
 def submit(args: argparse.Namespace, client_factory: Any = None) -> str:
@@ -92,9 +99,9 @@ def schedule(args: argparse.Namespace, client_factory: Any = None) -> str:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from pipelines.retraining import ClusterOptions, compile_pipeline
+    from pipelines.retraining import compile_pipeline
 
-    out = compile_pipeline(args.out, ClusterOptions(image=args.image, gpus=args.gpus))
+    out = compile_pipeline(args.out, _options(args))
     print(f"wrote {out}")
     return 0
 
@@ -115,11 +122,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if res.outcome.get("state") == "SUCCEEDED" else 1
 
 
+def _add_cluster_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--image", default=os.environ.get("LGMSNET_IMAGE", "ghcr.io/lgmsnet/lgmsnet:0.1.0"))
+    s.add_argument("--gpus", type=int, default=1, help="GPUs of the training pod (per node with --pytorchjob-nodes)")
+    s.add_argument("--pytorchjob-nodes", type=int, default=0,
+                   help="train as a Kubeflow PyTorchJob on this many nodes (0: in the pipeline pod)")
+    s.add_argument("--nproc-per-node", type=int, default=1, help="torchrun processes per PyTorchJob node")
+
+
 def _add_remote_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--host", required=True, help="KFP API endpoint, e.g. https://kubeflow.example.org/pipeline")
-    s.add_argument("--package", help="a compiled pipeline YAML (default: compile now with --image/--gpus)")
-    s.add_argument("--image", default=os.environ.get("LGMSNET_IMAGE", "ghcr.io/lgmsnet/lgmsnet:0.1.0"))
-    s.add_argument("--gpus", type=int, default=1)
+    s.add_argument("--package", help="a compiled pipeline YAML (default: compile now with the cluster options)")
+    _add_cluster_args(s)
     s.add_argument("--params", help="pipeline arguments as a JSON object or JSON file")
     s.add_argument("--param", action="append", type=_kv, metavar="NAME=VALUE", help="one argument (JSON or text)")
     s.add_argument("--experiment", default="lgmsnet-retraining")
@@ -133,8 +147,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
 
     s = ps.add_parser("compile", help="compile the pipeline to KFP IR YAML")
     s.add_argument("--out", default=str(COMPILED))
-    s.add_argument("--image", default=os.environ.get("LGMSNET_IMAGE", "ghcr.io/lgmsnet/lgmsnet:0.1.0"))
-    s.add_argument("--gpus", type=int, default=1)
+    _add_cluster_args(s)
     s.set_defaults(func=_cmd_compile)
 
     s = ps.add_parser("run", help="run the pipeline on this machine (kfp.local, offline, CPU)")

@@ -33,6 +33,11 @@ class ClusterOptions:
     tolerations: list[dict[str, str]] = field(
         default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     )
+    # > 0: train as a Kubeflow PyTorchJob (Training Operator) with this many nodes instead of in the pipeline pod
+    pytorchjob_nodes: int = 0
+    pytorchjob_nproc_per_node: int = 1
+    pytorchjob_namespace: str = "kubeflow"
+    work_volume_claim: str = "lgmsnet-work"  # a ReadWriteMany PVC shared by the launcher and the job's pods
     # secret name → {secret key: environment variable}; only names are compiled in, never values
     secrets: dict[str, dict[str, str]] = field(default_factory=lambda: {
         "lgmsnet-s3": {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"},
@@ -71,21 +76,31 @@ def build_pipeline(opts: ClusterOptions | None = None) -> Any:
             version = _with_secrets(c.version_data(repo=data_repo, path=data_path, rev=data_rev), opts)
             version.set_display_name("version-data")
             check = c.validate_data(dataset=version.outputs["dataset"]).set_display_name("validate-data")
-            train = c.train(
-                dataset=version.outputs["dataset"], dataset_md5=version.outputs["md5"],
-                dataset_source=version.outputs["source"], tracking_uri=mlflow_tracking_uri, experiment=experiment,
-                train_overrides=train_overrides,
-            ).after(check)
+            common = {
+                "dataset": version.outputs["dataset"], "dataset_md5": version.outputs["md5"],
+                "dataset_source": version.outputs["source"], "tracking_uri": mlflow_tracking_uri,
+                "experiment": experiment, "train_overrides": train_overrides,
+            }
+            if opts.pytorchjob_nodes:
+                # the launcher pod needs no GPU: the job's pods request them (see components.k8s)
+                train = c.train_pytorchjob(
+                    **common, job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, image=opts.image, nodes=opts.pytorchjob_nodes,
+                    nproc_per_node=opts.pytorchjob_nproc_per_node, gpus_per_node=opts.gpus,
+                    volume_claim=opts.work_volume_claim, namespace=opts.pytorchjob_namespace,
+                ).after(check)
+                k8s.mount_pvc(train, pvc_name=opts.work_volume_claim, mount_path="/workspace")
+            else:
+                train = c.train(**common).after(check)
+                train.set_cpu_request(opts.train_cpu).set_memory_request(opts.train_memory)
+                train.set_memory_limit(opts.train_memory)
+                if opts.gpus:
+                    train.set_accelerator_type(opts.accelerator_type).set_accelerator_limit(opts.gpus)
+                for key, value in opts.node_selector.items():
+                    k8s.add_node_selector(train, label_key=key, label_value=value)
+                for t in opts.tolerations:
+                    k8s.add_toleration(train, key=t["key"], operator=t["operator"], value=t.get("value"),
+                                       effect=t["effect"])
             train.set_display_name("train")
-            train.set_cpu_request(opts.train_cpu).set_memory_request(opts.train_memory)
-            train.set_memory_limit(opts.train_memory)
-            if opts.gpus:
-                train.set_accelerator_type(opts.accelerator_type).set_accelerator_limit(opts.gpus)
-            for key, value in opts.node_selector.items():
-                k8s.add_node_selector(train, label_key=key, label_value=value)
-            for t in opts.tolerations:
-                k8s.add_toleration(train, key=t["key"], operator=t["operator"], value=t.get("value"),
-                                   effect=t["effect"])
             _with_secrets(train, opts)
             run_id = train.outputs["run_id"]
             with dsl.ParallelFor(zero_shot_targets, name="zero-shot-targets") as target:

@@ -91,6 +91,22 @@ def test_gate_condition_fan_out_and_exit_handler(compiled) -> None:
     assert list(cond_dag) == ["register-op"]
 
 
+def test_pytorchjob_variant_launches_the_job_from_a_pvc_pod(tmp_path) -> None:
+    args = _parse(["pipeline", "compile", "--out", str(tmp_path / "pj.yaml"), "--pytorchjob-nodes", "2",
+                   "--nproc-per-node", "4", "--gpus", "4"])
+    assert args.func(args) == 0
+    docs = list(yaml.safe_load_all((tmp_path / "pj.yaml").read_text()))
+    execs = docs[0]["deploymentSpec"]["executors"]
+    assert "exec-train-pytorchjob-op" in execs and "exec-train-op" not in execs
+    assert "accelerator" not in execs["exec-train-pytorchjob-op"]["container"].get("resources", {})
+    k8s = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train-pytorchjob-op"]
+    assert k8s["pvcMount"][0]["mountPath"] == "/workspace"
+    task = docs[0]["components"]["comp-exit-handler-1"]["dag"]["tasks"]["train-pytorchjob-op"]
+    params = task["inputs"]["parameters"]
+    assert params["nodes"]["runtimeValue"]["constant"] == 2 and params["nproc_per_node"]["runtimeValue"]["constant"] == 4
+    assert params["job_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"  # one job per pipeline run
+
+
 def test_no_secrets_in_compiled_pipeline() -> None:
     text = COMMITTED.read_text()
     assert not re.search(r"(?i)(aws_secret_access_key|password|token)\s*[:=]\s*['\"]?[A-Za-z0-9/+]{8,}", text)
