@@ -517,7 +517,7 @@ def test_data_layer_does_not_import_mlops_packages() -> None:
 def test_kvasir_pairs_and_near_duplicates_share_a_split(shared_data: Path) -> None:
     root = shared_data / "kvasir-seg"
     if not (root / "images").is_dir():
-        pytest.skip(
+        pytest.fail(
             f"Kvasir-SEG not found at {root}; set LGMSNET_SHARED_DATA (or LGMSNET_SHARED) so it holds kvasir-seg/"
         )
     pairs = scan_pairs(root)
@@ -535,7 +535,7 @@ def test_kvasir_pairs_and_near_duplicates_share_a_split(shared_data: Path) -> No
 def test_cvc_clinicdb_reads_a_few_png_pairs(shared_data: Path) -> None:
     root = shared_data / "cvc-clinicdb"
     if not (root / "images").is_dir():
-        pytest.skip(
+        pytest.fail(
             f"CVC-ClinicDB not found at {root}; set LGMSNET_SHARED_DATA (or LGMSNET_SHARED) so it holds cvc-clinicdb/"
         )
     pairs = scan_pairs(root)
