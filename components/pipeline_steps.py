@@ -136,8 +136,25 @@ def train_candidate(
     with MLflowWriter(tracking_uri, experiment, tags=tags, device=cfg.train.device) as writer:
         train(cfg, run_dir, writers=[writer])
         run_id = writer.run_id
-    return log_candidate(run_dir, data_dir, tracking_uri=tracking_uri, run_id=run_id, dataset_md5=dataset_md5,
-                         dataset_source=dataset_source, dataset_name=dataset_name)
+    try:
+        return log_candidate(run_dir, data_dir, tracking_uri=tracking_uri, run_id=run_id, dataset_md5=dataset_md5,
+                             dataset_source=dataset_source, dataset_name=dataset_name)
+    except BaseException as exc:
+        _mark_failed(tracking_uri, run_id, exc)
+        raise
+
+
+def _mark_failed(tracking_uri: str, run_id: str, exc: BaseException) -> None:
+    """A candidate whose logging failed must not look finished: mark its run FAILED with the reason."""
+    from components.tracking import bounded_http, client
+
+    try:
+        with bounded_http():
+            c = client(tracking_uri)
+            c.set_tag(run_id, "lgmsnet.error", f"{type(exc).__name__}: {exc}"[:4900])
+            c.set_terminated(run_id, status="FAILED")
+    except Exception as inner:  # noqa: BLE001 - the original error is what matters
+        log.warning("could not mark run %s FAILED: %s", run_id, inner)
 
 
 def log_candidate(

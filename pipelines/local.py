@@ -105,6 +105,8 @@ def run_local(
     policy = gate_policy or str(REPO / "policies" / ("gate-demo.yaml" if data is None else "gate.yaml"))
     overrides = {
         "train.epochs": epochs, "data.image_size": image_size, "train.batch_size": 8, "optim.lr": 0.05,
+        # colour/affine/elastic augmentation: what lets a model trained on one domain transfer to another
+        "data.recipe": "kvasir",
         "data.cache_dir": str(ws / "cache"), **dict(train_overrides or {}),
     }
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(ws / "kfp"), raise_on_error=False)
@@ -150,7 +152,7 @@ def print_summary(res: LocalRunResult, out: Any = sys.stdout) -> None:
         f"Pipeline finished: {res.outcome.get('state')}" + (f" — {res.outcome.get('error')}" if res.outcome.get("error") else ""),
         f"  workspace:        {res.workspace}",
         f"  quality gate:     {'PASSED' if res.gate.get('passed') == 'true' else 'FAILED' if res.gate.get('passed') else 'not reached'}"
-        + (f" — {res.gate['reasons']}" if res.gate.get("reasons") else "")
+        + (f" — {res.gate['reasons']}" if res.gate.get("reasons") not in (None, "", "[]") else "")
         + (f" (MLflow run {res.gate['run_id']})" if res.gate.get("run_id") else ""),
         f"  registered model: {res.model_name}  challenger={getattr(challenger, 'version', challenger)}  "
         f"champion={getattr(champion, 'version', champion)}" if not isinstance(st, str) else f"  registry: {st}",

@@ -130,3 +130,17 @@ def test_library_imports_without_mlops_packages() -> None:
     res = subprocess.run([sys.executable, "-c", BLOCKER], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("ok")
+
+
+def test_onnx_parity_is_relative_to_the_logit_scale(tmp_path) -> None:
+    """Trained networks emit logits of tens; float32 rounding then exceeds 1e-4 absolute, not relative."""
+    pytest.importorskip("onnxruntime", reason="export extra: pip install -e '.[export]'")
+    from lgmsnet.export import export_onnx
+
+    torch.manual_seed(0)
+    m = lgmsnet.create_model("lgmsnet_tiny")
+    with torch.no_grad():
+        m.head.weight.mul_(200.0)
+        m.head.bias.fill_(40.0)
+    res = export_onnx(m, tmp_path / "big.onnx", 64)
+    assert res.max_abs_diff is not None and res.max_abs_diff < 1e-4
