@@ -39,6 +39,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlparse
 
+from lgmsnet.config import flatten_dict
+
 __all__ = [
     "DEFAULT_EXPERIMENT",
     "DatasetVersion",
@@ -517,17 +519,6 @@ def log_dataset_version(run_id: str, version: DatasetVersion, *, tracking_uri: s
 # ------------------------------------------------------------------------------------------- writer
 
 
-def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
 def _param_value(value: Any) -> str:
     text = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
     return text if len(text) <= _MAX_PARAM_LEN else text[: _MAX_PARAM_LEN - 3] + "..."
@@ -615,7 +606,7 @@ class MLflowWriter:
         """Log the flattened params once; on resume, changed values are kept as ``param_override.*`` tags."""
         from mlflow.entities import Param
 
-        flat = {k: _param_value(v) for k, v in _flatten(params).items()}
+        flat = {k: _param_value(v) for k, v in flatten_dict(params).items()}
         try:
             with self._guard("read the run's params"):
                 existing = dict(self._client.get_run(self.run_id).data.params)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
@@ -28,6 +29,7 @@ __all__ = [
     "OptimConfig",
     "TrainConfig",
     "config_from_dict",
+    "flatten_dict",
     "load_config",
     "save_config",
 ]
@@ -243,6 +245,18 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str,
         return config_from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
+
+
+def flatten_dict(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (for run parameters in trackers)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten_dict(value, name + "."))
+        else:
+            out[name] = value
+    return out
 
 
 def save_config(cfg: Config, path: str | os.PathLike[str]) -> Path:

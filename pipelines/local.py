@@ -158,7 +158,9 @@ def print_summary(res: LocalRunResult, out: Any = sys.stdout) -> None:
         f"champion={getattr(champion, 'version', champion)}" if not isinstance(st, str) else f"  registry: {st}",
         f"  KFP outputs:      {res.workspace / 'kfp'} (validation report, model, metrics, gate decision)",
         f"  MLflow UI:        mlflow ui --backend-store-uri {res.tracking_uri}",
-        f"  promote:          lgmsnet registry promote --tracking-uri {res.tracking_uri} --name {res.model_name} "
-        "--version V --approver YOU --reason '...'",
+        f"  review, approve:  lgmsnet registry status {res.model_name} --tracking-uri {res.tracking_uri}\n"
+        f"                    lgmsnet registry promote {res.model_name} "
+        f"{getattr(challenger, 'version', None) or 'VERSION'} --approver YOU --reason '...' "
+        f"--tracking-uri {res.tracking_uri}",
     ]
     print("\n".join(lines), file=out)

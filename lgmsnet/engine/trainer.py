@@ -36,7 +36,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from lgmsnet import dist
 from lgmsnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from lgmsnet.config import Config, ConfigError, config_from_dict, save_config
+from lgmsnet.config import Config, ConfigError, config_from_dict, flatten_dict, save_config
 from lgmsnet.data import (
     SegmentationDataset,
     SplitManifest,
@@ -253,7 +253,7 @@ class WriterHook(Hook):
             for w in self.writers:
                 if hasattr(w, "truncate_after"):
                     w.truncate_after(trainer.start_epoch)  # rows are 1-based epochs
-                w.log_params(_flatten(trainer.config.to_dict()))
+                w.log_params(flatten_dict(trainer.config.to_dict()))
 
     def after_epoch(self, trainer: Trainer) -> None:
         if dist.is_main_process():
@@ -264,17 +264,6 @@ class WriterHook(Hook):
         if dist.is_main_process():
             for w in self.writers:
                 w.close()
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------- trainer

@@ -1,27 +1,6 @@
 """Reusable building blocks of LGMSNet (2D and 3D)."""
 
-from lgmsnet.layers.blocks import (
-    ATTENTION_IMPLS,
-    Attention,
-    ConvNormAct,
-    DepthwiseConvBranch,
-    FeedForward,
-    HeteroKernelBlock,
-    HybridBlock,
-    SkipFusion,
-    TransformerLayer,
-    UpConv,
-)
+from lgmsnet.layers import blocks
+from lgmsnet.layers.blocks import *  # noqa: F403 - the blocks module defines the public surface
 
-__all__ = [
-    "ATTENTION_IMPLS",
-    "Attention",
-    "ConvNormAct",
-    "DepthwiseConvBranch",
-    "FeedForward",
-    "HeteroKernelBlock",
-    "HybridBlock",
-    "SkipFusion",
-    "TransformerLayer",
-    "UpConv",
-]
+__all__ = list(blocks.__all__)
