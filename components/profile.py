@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lgmsnet.fileio import atomic_write_text
+
 if TYPE_CHECKING:  # pandas is imported at the point of use
     import pandas as pd
 
@@ -291,24 +293,13 @@ def profile_dataset(source: str | os.PathLike[str] | pd.DataFrame, *, workers: i
     return profile_from_table(table, source=str(source))
 
 
-def _atomic_write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def write_profile(profile: Profile, path: str | os.PathLike[str]) -> Path:
     """Write a profile as JSON (atomically: temporary file + rename).
 
     Returns:
         The written path.
     """
-    return _atomic_write(Path(path), json.dumps(profile.to_dict(), indent=1) + "\n")
+    return atomic_write_text(Path(path), json.dumps(profile.to_dict(), indent=1) + "\n")
 
 
 def load_profile(path: str | os.PathLike[str]) -> Profile:
@@ -562,8 +553,8 @@ def write_drift_report(report: DriftReport, out: str | os.PathLike[str]) -> tupl
     out = Path(out)
     base = out.with_suffix("") if out.suffix.lower() in (".json", ".md") else out / "drift"
     json_text = json.dumps(_finite(report.to_dict()), indent=1) + "\n"
-    json_path = _atomic_write(base.with_name(base.name + ".json"), json_text)
-    md_path = _atomic_write(base.with_name(base.name + ".md"), report.to_markdown())
+    json_path = atomic_write_text(base.with_name(base.name + ".json"), json_text)
+    md_path = atomic_write_text(base.with_name(base.name + ".md"), report.to_markdown())
     return json_path, md_path
 
 

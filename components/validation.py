@@ -79,6 +79,7 @@ from lgmsnet.data import (
     near_duplicate_groups,
     read_image,
 )
+from lgmsnet.fileio import atomic_write_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -929,17 +930,6 @@ def _target_leakage(
 # ------------------------------------------------------------------------------------------- reports
 
 
-def _atomic_write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def _swap_in_dir(tmp_dir: Path, target: Path) -> None:
     old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex}")
     if target.exists():
@@ -1116,7 +1106,7 @@ def validate_dataset(
     warnings = sorted((f for f in findings if f.severity != "error"), key=_sort_key)
     metadata_path = out / "metadata.csv"
     csv_text = table.drop(columns=list(_GX_EXCLUDED)).to_csv(index=False) if len(table) else ""
-    _atomic_write_text(metadata_path, csv_text)
+    atomic_write_text(metadata_path, csv_text)
     docs_index = out / "data_docs" / "index.html"
     by_rule: dict[str, dict[str, Any]] = {}
     for finding in errors + warnings:
@@ -1153,7 +1143,7 @@ def validate_dataset(
         "errors": [f.to_dict() for f in errors],
         "warnings": [f.to_dict() for f in warnings],
     }
-    summary_path = _atomic_write_text(out / "summary.json", json.dumps(_json_safe(summary), indent=1) + "\n")
+    summary_path = atomic_write_text(out / "summary.json", json.dumps(_json_safe(summary), indent=1) + "\n")
     logger.info(
         "Validated %s: %d pair(s), %d error(s), %d warning(s) in %.1f s -> %s",
         root, len(table), len(errors), len(warnings), seconds, summary_path,

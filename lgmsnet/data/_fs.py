@@ -7,22 +7,9 @@ import shutil
 import uuid
 from pathlib import Path
 
+from lgmsnet.fileio import atomic_write_text  # noqa: F401 - re-exported for the data layer
+
 __all__: list[str] = []
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def temporary_sibling(path: Path, tag: str) -> Path:

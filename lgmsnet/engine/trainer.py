@@ -48,6 +48,7 @@ from lgmsnet.data import (
     scan_pairs,
     write_manifest,
 )
+from lgmsnet.fileio import atomic_write_json
 from lgmsnet.engine.writers import ConsoleWriter, CSVWriter, JSONLinesWriter, MetricWriter
 from lgmsnet.losses import bce_dice_loss, ce_dice_loss
 from lgmsnet.metrics import SegmentationMeter
@@ -626,7 +627,7 @@ def train(cfg: Config, run_dir: str | os.PathLike[str], *, resume: bool = False,
         if cfg.train.test_after_training and manifest.test:
             result.test_metrics = _evaluate_test(best, data_dir, manifest, cfg, run / "test", device)
         result.seconds = time.perf_counter() - t_start
-        _write_json(run / "summary.json", {
+        atomic_write_json(run / "summary.json", {
             "best_epoch": result.best_epoch + 1,
             "best_val_dice": result.best_val_dice,
             "epochs": result.epochs,
@@ -665,12 +666,6 @@ def _evaluate_test(best: Path, data_dir: Path, manifest: SplitManifest, cfg: Con
             meter.update(model(batch["image"].to(device)).float().cpu(), batch["mask"], stems=batch["stem"])
     stats = {k: float(v) for k, v in meter.compute().items()}
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "metrics.json", {"split": "test", "checkpoint": str(best), **stats})
+    atomic_write_json(out / "metrics.json", {"split": "test", "checkpoint": str(best), **stats})
     log.info("test split (%d images): dice %.4f iou %.4f", stats["n_images"], stats["dice"], stats["iou"])
     return stats
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
