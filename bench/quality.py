@@ -12,7 +12,8 @@ wall-clock training budget:
 4. parameters, multiply-accumulates (fvcore convention, at 256² and at the training size), wall time.
 
 Results: ``docs/benchmarks.md`` (table, recipe, honest notes), ``docs/img/quality_curves.png`` (validation Dice and
-loss per epoch) and ``docs/img/quality_overlays.png``; the raw numbers in ``docs/quality.json``. The datasets are read
+loss per epoch), the raw numbers in ``docs/quality.json``; overlays of the best and worst cases stay in the run
+folder (``OUT/quality_overlays.png``), because they show dataset images. The datasets are read
 from ``$LGMSNET_SHARED_DATA`` (default ``<repo>/../shared/data``) and never copied into the repository.
 """
 
@@ -175,7 +176,7 @@ def _run_in_process(name: str, args: argparse.Namespace, kvasir: Path, cvc: Path
     return run_model(name, args, kvasir, cvc, manifest, out)
 
 
-def _plots(results: list[dict[str, Any]], img_dir: Path) -> list[str]:
+def _plots(results: list[dict[str, Any]], img_dir: Path, overlay_dir: Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -209,8 +210,9 @@ def _plots(results: list[dict[str, Any]], img_dir: Path) -> list[str]:
         for t in tiles:
             sheet.paste(t, (x, 0))
             x += t.width
-        sheet.save(img_dir / "quality_overlays.png")
-        out.append(str(img_dir / "quality_overlays.png"))
+        # overlays show dataset images (research-use terms): they stay in the run folder, never in the repository
+        sheet.save(overlay_dir / "quality_overlays.png")
+        out.append(str(overlay_dir / "quality_overlays.png"))
     return out
 
 
@@ -263,8 +265,9 @@ def write_report(results: list[dict[str, Any]], args: argparse.Namespace, path: 
         "",
         "![validation Dice and training loss per epoch](img/quality_curves.png)",
         "",
-        "![best and worst cases (LGMSNet, Kvasir test and CVC zero-shot): green = ground truth, red = prediction]"
-        "(img/quality_overlays.png)",
+        "Best and worst cases (overlays of LGMSNet on Kvasir test and CVC zero-shot) are written to "
+        f"`{args.out.name}/quality_overlays.png` and each run's `overlays/` folders; they show dataset images, which "
+        "are for research use only, so they are not committed here.",
         "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -309,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = [run_model(m, args, kvasir, cvc, manifest, args.out) for m in models]
     (args.docs / "img").mkdir(parents=True, exist_ok=True)
-    _plots(results, args.docs / "img")
+    _plots(results, args.docs / "img", args.out)
     slim = [{k: v for k, v in r.items() if k not in ("overlays",)} for r in results]
     (args.docs / "quality.json").write_text(json.dumps(slim, indent=2, default=str))
     write_report(results, args, args.docs / "benchmarks.md")
