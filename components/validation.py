@@ -79,6 +79,7 @@ from lgmsnet.data import (
     near_duplicate_groups,
     read_image,
 )
+from lgmsnet.data.folder import group_image_files
 from lgmsnet.fileio import atomic_write_text
 
 if TYPE_CHECKING:
@@ -228,19 +229,10 @@ class ValidationResult:
 
 
 def _list_files(folder: Path) -> tuple[dict[str, list[Path]], list[str]]:
-    by_stem: dict[str, list[Path]] = {}
-    ignored: list[str] = []
-    for entry in os.scandir(folder):
-        if entry.name.startswith(".") or not entry.is_file():
-            continue
-        path = Path(entry.path)
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
-            by_stem.setdefault(path.stem, []).append(path)
-        else:
-            ignored.append(entry.name)
+    by_stem, ignored = group_image_files(folder)
     if ignored:
         logger.warning("Ignoring %d non-image file(s) in %s: %s", len(ignored), folder, sorted(ignored)[:10])
-    return {stem: sorted(paths) for stem, paths in by_stem.items()}, ignored
+    return by_stem, ignored
 
 
 def _require_dir(path: Path, what: str) -> None:

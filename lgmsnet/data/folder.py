@@ -43,6 +43,7 @@ __all__ = [
     "SegmentationDataset",
     "ValidationReport",
     "dataset_fingerprint",
+    "group_image_files",
     "load_dataset_info",
     "load_groups",
     "read_image",
@@ -89,8 +90,12 @@ def _listed(items: Sequence[str]) -> str:
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
-def _list_image_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
-    """Map stem -> file for the image files of one folder; returns (files, problems)."""
+def group_image_files(folder: Path) -> tuple[dict[str, list[Path]], list[str]]:
+    """Group a folder's image files by stem (each list sorted by name); also return the non-image file names.
+
+    Hidden files and sub-folders are skipped. Used by :func:`scan_pairs` (which refuses duplicate stems) and by the
+    validation layer (which reports them).
+    """
     by_stem: dict[str, list[Path]] = {}
     ignored: list[str] = []
     for entry in os.scandir(folder):
@@ -101,6 +106,12 @@ def _list_image_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
             by_stem.setdefault(path.stem, []).append(path)
         else:
             ignored.append(entry.name)
+    return {stem: sorted(paths) for stem, paths in by_stem.items()}, ignored
+
+
+def _list_image_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """Map stem -> file for the image files of one folder; returns (files, problems)."""
+    by_stem, ignored = group_image_files(folder)
     if ignored:
         logger.warning(
             "Ignoring %d file(s) in %s whose extension is not one of %s: %s",
